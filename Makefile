@@ -1,0 +1,37 @@
+# Every target bootstraps its own virtualenv in .venv with plain venv + pip.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint bench demo clean vectors
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+dev: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:build/coverage.xml
+	$(BIN)/python -m coverage report --include='protocol/*' --fail-under=95 --skip-covered
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check protocol
+	$(BIN)/mypy --strict protocol
+
+bench: $(STAMP)
+	$(BIN)/python bench/protocol_bench.py
+
+vectors: $(STAMP)
+	$(BIN)/python -m tests.vectors.generate
+
+demo: $(STAMP)
+	@echo "make demo arrives with the federation demo (issue 6); nothing to run yet." >&2
+	@exit 2
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage

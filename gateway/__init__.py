@@ -1,0 +1,1 @@
+"""Heliograph gateway: the federation hop (store-and-forward, routing policy, audit log)."""

@@ -1,0 +1,1 @@
+"""Heliograph node: an agency server, its officer API, console and CLI."""

@@ -1,0 +1,94 @@
+"""The ``heliograph`` command line: one entry point, subcommands per concern.
+
+Errors from the protocol hierarchy are printed as ``error [CODE]: sentence``
+plus a hint, with exit status 1; usage errors exit 2. Secret key material is
+never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import nacl.utils
+
+from gateway.keyfile import read_secret_keys, write_public_identity, write_secret_keys
+from protocol.errors import HeliographError
+from protocol.keys import MemberKeys
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _version() -> str:
+    try:
+        return version("heliograph")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0+unknown"
+
+
+def _print_identity(keys: MemberKeys) -> None:
+    ident = keys.public
+    print(f"member:             {ident.member_id}")
+    print(f"signing key id:     {ident.signing_key_id.hex()}")
+    print(f"encryption key id:  {ident.encryption_key_id.hex()}")
+    print(f"log vkey:           {ident.log_vkey}")
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = MemberKeys.generate(args.id, nacl.utils.random)
+    secret = out / f"{args.id}.key"
+    public = out / f"{args.id}.pub.json"
+    write_secret_keys(secret, keys, overwrite=args.force)
+    write_public_identity(public, keys.public)
+    print(f"wrote {secret} (secret, mode 0600) and {public} (public)")
+    _print_identity(keys)
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    _print_identity(read_secret_keys(Path(args.file)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heliograph", description="Federated secure messaging and rapid-alert gateway.")
+    parser.add_argument("--version", action="version", version=f"heliograph {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    keys = sub.add_parser("keys", help="generate and inspect member keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
+    gen = keys_sub.add_parser("generate", help="generate signing, encryption and log keys for a member")
+    gen.add_argument("--id", required=True, help="member id, e.g. ke-police or gw-eu")
+    gen.add_argument("--out", default=".", help="directory for ID.key (secret, 0600) and ID.pub.json (default: .)")
+    gen.add_argument("--force", action="store_true", help="replace an existing secret key file")
+    gen.set_defaults(handler=cmd_keys_generate)
+    show = keys_sub.add_parser("show", help="print the public identity of a secret key file")
+    show.add_argument("file")
+    show.set_defaults(handler=cmd_keys_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except HeliographError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The one error hierarchy shared by every layer of Heliograph.
+
+Each error carries a stable machine code (``E_...``) that never changes once
+published, an HTTP status hint for the server layers, and a short human
+sentence. The CLI prints the sentence and the ``hint``; the HTTP layers send
+``{"error": {"code": ..., "message": ...}}``. Messages never contain plaintext
+alert content or key material.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HeliographError(Exception):
+    """Base of every error Heliograph raises on purpose.
+
+    Attributes:
+        code: Stable machine-readable code, e.g. ``E_BAD_SIGNATURE``.
+        http_status: The HTTP status a server should answer with.
+        hint: A remediation sentence for a human, may be empty.
+    """
+
+    code: ClassVar[str] = "E_INTERNAL"
+    http_status: ClassVar[int] = 500
+    default_hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the JSON error body used by every HTTP API."""
+        return {"code": self.code, "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code}: {self.message})"
+
+
+class MalformedError(HeliographError):
+    """Bytes or fields that do not follow the wire format or model rules."""
+
+    code = "E_MALFORMED"
+    http_status = 400
+
+
+class UnsupportedVersionError(MalformedError):
+    """A structure declares a version this implementation does not speak."""
+
+    code = "E_UNSUPPORTED_VERSION"
+    default_hint = "Upgrade this node or gateway, or ask the sender to downgrade."
+
+
+class TooLargeError(HeliographError):
+    """Input larger than a configured limit."""
+
+    code = "E_TOO_LARGE"
+    http_status = 413
+
+
+class BadSignatureError(HeliographError):
+    """A signature that does not verify under the key it names."""
+
+    code = "E_BAD_SIGNATURE"
+    http_status = 401
+
+
+class DigestMismatchError(HeliographError):
+    """Signed metadata names a digest that the accompanying bytes do not have."""
+
+    code = "E_DIGEST_MISMATCH"
+    http_status = 400
+
+
+class UnknownMemberError(HeliographError):
+    """A member id that the current roster does not list."""
+
+    code = "E_UNKNOWN_MEMBER"
+    http_status = 403
+    default_hint = "Check that the roster is current and the member id is spelled right."
+
+
+class UnknownKeyError(HeliographError):
+    """A key id that the roster does not list for that member."""
+
+    code = "E_UNKNOWN_KEY"
+    http_status = 403
+    default_hint = "The sender may be using a key that is not yet in this roster."
+
+
+class RevokedKeyError(HeliographError):
+    """A key the roster marks as revoked at or before the time asked about."""
+
+    code = "E_REVOKED"
+    http_status = 403
+
+
+class KeyExpiredError(HeliographError):
+    """A key used outside its validity window."""
+
+    code = "E_KEY_EXPIRED"
+    http_status = 403
+    default_hint = "Rotate the member's keys and publish a new roster."
+
+
+class ExpiredError(HeliographError):
+    """A message or document whose expiry time has passed."""
+
+    code = "E_EXPIRED"
+    http_status = 410
+
+
+class NotYetValidError(HeliographError):
+    """A message created further in the future than the allowed clock skew."""
+
+    code = "E_NOT_YET_VALID"
+    http_status = 400
+    default_hint = "Check the sender's clock (NTP)."
+
+
+class NotRecipientError(HeliographError):
+    """The opener is not among the message's recipients."""
+
+    code = "E_NOT_RECIPIENT"
+    http_status = 403
+
+
+class DecryptError(HeliographError):
+    """Opaque decryption failure. Deliberately says nothing about why."""
+
+    code = "E_DECRYPT"
+    http_status = 400
+
+    def __init__(self, message: str = "message could not be decrypted", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+
+
+class PolicyDeniedError(HeliographError):
+    """Routing or access policy refuses the request."""
+
+    code = "E_POLICY_DENIED"
+    http_status = 403
+
+
+class RosterError(HeliographError):
+    """A roster that does not verify: threshold, version chain or expiry."""
+
+    code = "E_ROSTER"
+    http_status = 400
+    default_hint = "Obtain a roster signed by a threshold of the current authorities."
+
+
+ALL_ERRORS: tuple[type[HeliographError], ...] = (
+    HeliographError,
+    MalformedError,
+    UnsupportedVersionError,
+    TooLargeError,
+    BadSignatureError,
+    DigestMismatchError,
+    UnknownMemberError,
+    UnknownKeyError,
+    RevokedKeyError,
+    KeyExpiredError,
+    ExpiredError,
+    NotYetValidError,
+    NotRecipientError,
+    DecryptError,
+    PolicyDeniedError,
+    RosterError,
+)
+"""Every error class, for tests that check codes stay unique and stable."""

@@ -1,0 +1,144 @@
+"""Small strict readers shared by every ``from_bytes``/``from_wire`` parser.
+
+Parsers read decoded maps through these helpers so that a missing field, an
+unknown field or a field of the wrong type always becomes a precise
+:class:`~protocol.errors.MalformedError`. Nothing here mutates its input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from protocol.errors import MalformedError, UnsupportedVersionError
+
+T = TypeVar("T")
+
+MEMBER_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+MEMBER_ID_MAX = 63
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+U64_MAX = (1 << 64) - 1
+
+
+def check_keys(where: str, value: Any, required: frozenset[str], optional: frozenset[str] = frozenset()) -> Mapping[str, Any]:
+    """Check that ``value`` is a map holding every required and no unknown key.
+
+    Raises:
+        MalformedError: Wrong type, missing or unknown keys.
+    """
+    if not isinstance(value, dict):
+        raise MalformedError(f"{where}: expected a map")
+    keys = value.keys()
+    missing = required - keys
+    if missing:
+        raise MalformedError(f"{where}: missing field(s) {sorted(missing)}")
+    unknown = keys - required - optional
+    if unknown:
+        raise MalformedError(f"{where}: unknown field(s) {sorted(unknown)}")
+    return value
+
+
+def check_version(where: str, value: Any, supported: int) -> int:
+    """Check a ``v`` field.
+
+    Raises:
+        MalformedError: Not an integer.
+        UnsupportedVersionError: An integer other than ``supported``.
+    """
+    if type(value) is not int:
+        raise MalformedError(f"{where}: version must be an integer")
+    if value != supported:
+        raise UnsupportedVersionError(f"{where}: version {value} is not supported (expected {supported})")
+    return value
+
+
+def typed(where: str, value: Any, kind: type[T]) -> T:
+    """Return ``value`` if it is exactly of ``kind`` (bool is not an int here).
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if type(value) is not kind:
+        raise MalformedError(f"{where}: expected {kind.__name__}")
+    return value
+
+
+def fixed_bytes(where: str, value: Any, size: int) -> bytes:
+    """Return ``value`` if it is bytes of exactly ``size``.
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if type(value) is not bytes or len(value) != size:
+        raise MalformedError(f"{where}: expected {size} bytes")
+    return value
+
+
+def timestamp(where: str, value: Any) -> int:
+    """Return ``value`` if it is a non-negative integer (unix milliseconds).
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if type(value) is not int or not 0 <= value <= U64_MAX:
+        raise MalformedError(f"{where}: expected a non-negative integer time in unix milliseconds")
+    return value
+
+
+def member_id(where: str, value: Any) -> str:
+    """Return ``value`` if it is a valid member id (a short DNS-like name).
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if type(value) is not str or len(value) > MEMBER_ID_MAX or not MEMBER_ID_RE.match(value):
+        raise MalformedError(f"{where}: {value!r} is not a valid member id")
+    return value
+
+
+def short_name(where: str, value: Any) -> str:
+    """Return ``value`` if it is a valid section or tier name.
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if type(value) is not str or not NAME_RE.match(value):
+        raise MalformedError(f"{where}: {value!r} is not a valid name ([a-z][a-z0-9_-]{{0,31}})")
+    return value
+
+
+def one_of(where: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``.
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if type(value) is not str or value not in allowed:
+        raise MalformedError(f"{where}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def sorted_unique(where: str, items: tuple[T, ...]) -> tuple[T, ...]:
+    """Return ``items`` if strictly ascending (sorted, no duplicates).
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    for before, after in zip(items, items[1:]):
+        if not before < after:  # type: ignore[operator]
+            raise MalformedError(f"{where}: must be sorted with no duplicates")
+    return items
+
+
+def array(where: str, value: Any, max_items: int) -> list[Any]:
+    """Return ``value`` if it is an array of at most ``max_items``.
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if not isinstance(value, list):
+        raise MalformedError(f"{where}: expected an array")
+    if len(value) > max_items:
+        raise MalformedError(f"{where}: more than {max_items} items")
+    return value

@@ -1,0 +1,425 @@
+"""The federation roster: the signed document every party trusts.
+
+In the spirit of TUF root metadata, a roster lists the federation's members
+(nodes and gateways) with their keys, routes and log keys, plus the roster
+authorities and a threshold *m* of *n*. A roster is trusted only when *m*
+distinct authorities have signed it; a new version is trusted only when it is
+signed by a threshold of the *previous* version's authorities **and** by a
+threshold of its own, so neither a single compromised key nor a set of newly
+introduced authorities can rewrite the federation.
+
+Keys carry validity windows and an optional revocation time, so every lookup
+answers "was key K of member M valid at time T". Times are unix milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nacl.signing
+
+from protocol import encoding, fields
+from protocol.errors import (
+    BadSignatureError,
+    ExpiredError,
+    KeyExpiredError,
+    MalformedError,
+    RevokedKeyError,
+    RosterError,
+    UnknownKeyError,
+    UnknownMemberError,
+)
+from protocol.keys import ALG_ED25519, ALG_X25519, DOMAIN_ROSTER, key_id, parse_vkey, signed_message, verify_signature
+
+VERSION = 1
+KIND_NODE = "node"
+KIND_GATEWAY = "gateway"
+MAX_MEMBERS = 4096
+MAX_KEYS = 16
+MAX_AUTHORITIES = 64
+MAX_ROSTER_BYTES = 4 << 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RosterKey:
+    """One public key of a member with its validity window."""
+
+    public: bytes
+    not_before: int
+    not_after: int
+    revoked_at: int | None = None
+
+    def __post_init__(self) -> None:
+        fields.fixed_bytes("key.public", self.public, 32)
+        fields.timestamp("key.not_before", self.not_before)
+        fields.timestamp("key.not_after", self.not_after)
+        if self.not_after <= self.not_before:
+            raise MalformedError("key.not_after must be later than key.not_before")
+        if self.revoked_at is not None:
+            fields.timestamp("key.revoked_at", self.revoked_at)
+
+    def check_valid_at(self, what: str, at: int) -> None:
+        """Raise unless this key was valid at ``at``.
+
+        Raises:
+            RevokedKeyError: Revoked at or before ``at``.
+            KeyExpiredError: ``at`` lies outside [not_before, not_after).
+        """
+        if self.revoked_at is not None and at >= self.revoked_at:
+            raise RevokedKeyError(f"{what} was revoked at {self.revoked_at}")
+        if not self.not_before <= at < self.not_after:
+            raise KeyExpiredError(f"{what} is valid only in [{self.not_before}, {self.not_after})")
+
+    def to_wire(self, alg: int) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "key_id": key_id(alg, self.public),
+            "public": self.public,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+        }
+        if self.revoked_at is not None:
+            doc["revoked_at"] = self.revoked_at
+        return doc
+
+    @classmethod
+    def from_wire(cls, where: str, value: Any, alg: int) -> RosterKey:
+        m = fields.check_keys(where, value, frozenset({"key_id", "public", "not_before", "not_after"}), frozenset({"revoked_at"}))
+        key = cls(public=m["public"] if type(m["public"]) is bytes else b"", not_before=m["not_before"], not_after=m["not_after"], revoked_at=m.get("revoked_at"))
+        if m["key_id"] != key_id(alg, key.public):
+            raise MalformedError(f"{where}: key_id does not match the public key")
+        return key
+
+
+def _keys_to_wire(keys: tuple[RosterKey, ...], alg: int) -> list[dict[str, Any]]:
+    return [k.to_wire(alg) for k in keys]
+
+
+def _keys_from_wire(where: str, value: Any, alg: int) -> tuple[RosterKey, ...]:
+    return tuple(RosterKey.from_wire(f"{where}[{i}]", item, alg) for i, item in enumerate(fields.array(where, value, MAX_KEYS)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """A federation member: a node (agency) or a gateway."""
+
+    id: str
+    kind: str
+    endpoint: str
+    log_vkey: str
+    signing_keys: tuple[RosterKey, ...]
+    encryption_keys: tuple[RosterKey, ...]
+    home_gateway: str | None = None
+    display_name: str = ""
+
+    def __post_init__(self) -> None:
+        fields.member_id("member.id", self.id)
+        fields.one_of("member.kind", self.kind, (KIND_NODE, KIND_GATEWAY))
+        if type(self.endpoint) is not str or not self.endpoint.startswith(("http://", "https://")) or len(self.endpoint) > 512:
+            raise MalformedError(f"member {self.id}: endpoint must be an http(s) URL")
+        parse_vkey(self.log_vkey)
+        if type(self.display_name) is not str or len(self.display_name) > 200:
+            raise MalformedError(f"member {self.id}: display_name must be text of at most 200 characters")
+        if not self.signing_keys or not self.encryption_keys:
+            raise MalformedError(f"member {self.id}: needs at least one signing and one encryption key")
+        for keys, alg in ((self.signing_keys, ALG_ED25519), (self.encryption_keys, ALG_X25519)):
+            ids = [key_id(alg, k.public) for k in keys]
+            if len(set(ids)) != len(ids):
+                raise MalformedError(f"member {self.id}: duplicate key")
+        if self.kind == KIND_NODE:
+            fields.member_id(f"member {self.id}: home_gateway", self.home_gateway)
+        elif self.home_gateway is not None:
+            raise MalformedError(f"member {self.id}: a gateway has no home_gateway")
+
+    def signing_key(self, kid: bytes) -> RosterKey:
+        """Return the signing key with id ``kid``.
+
+        Raises:
+            UnknownKeyError: The member has no such key.
+        """
+        for key in self.signing_keys:
+            if key_id(ALG_ED25519, key.public) == kid:
+                return key
+        raise UnknownKeyError(f"member {self.id} has no signing key {kid.hex()}")
+
+    def encryption_key_at(self, at: int) -> RosterKey:
+        """Return the encryption key to seal to at ``at``: the newest valid one.
+
+        Raises:
+            UnknownKeyError: No encryption key of this member is valid at ``at``.
+        """
+        valid = [k for k in self.encryption_keys if k.not_before <= at < k.not_after and (k.revoked_at is None or at < k.revoked_at)]
+        if not valid:
+            raise UnknownKeyError(f"member {self.id} has no encryption key valid at {at}")
+        return max(valid, key=lambda k: k.not_before)
+
+    def to_wire(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "endpoint": self.endpoint,
+            "log_vkey": self.log_vkey,
+            "signing_keys": _keys_to_wire(self.signing_keys, ALG_ED25519),
+            "encryption_keys": _keys_to_wire(self.encryption_keys, ALG_X25519),
+            "display_name": self.display_name,
+        }
+        if self.home_gateway is not None:
+            doc["home_gateway"] = self.home_gateway
+        return doc
+
+    @classmethod
+    def from_wire(cls, where: str, value: Any) -> Member:
+        m = fields.check_keys(
+            where,
+            value,
+            frozenset({"id", "kind", "endpoint", "log_vkey", "signing_keys", "encryption_keys", "display_name"}),
+            frozenset({"home_gateway"}),
+        )
+        return cls(
+            id=m["id"],
+            kind=m["kind"],
+            endpoint=m["endpoint"],
+            log_vkey=fields.typed(f"{where}.log_vkey", m["log_vkey"], str),
+            signing_keys=_keys_from_wire(f"{where}.signing_keys", m["signing_keys"], ALG_ED25519),
+            encryption_keys=_keys_from_wire(f"{where}.encryption_keys", m["encryption_keys"], ALG_X25519),
+            home_gateway=m.get("home_gateway"),
+            display_name=m["display_name"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authority:
+    """A roster authority: one Ed25519 key that may sign rosters."""
+
+    id: str
+    public: bytes
+
+    def __post_init__(self) -> None:
+        fields.member_id("authority.id", self.id)
+        fields.fixed_bytes("authority.public", self.public, 32)
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(ALG_ED25519, self.public)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Roster:
+    """The signed content of one roster version (what authorities sign)."""
+
+    federation: str
+    version: int
+    issued: int
+    expires: int
+    threshold: int
+    authorities: tuple[Authority, ...]
+    members: tuple[Member, ...]
+    _index: dict[str, Member] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields.member_id("federation", self.federation)
+        if type(self.version) is not int or self.version < 1:
+            raise MalformedError("roster version must be a positive integer")
+        fields.timestamp("issued", self.issued)
+        fields.timestamp("expires", self.expires)
+        if self.expires <= self.issued:
+            raise MalformedError("roster expires must be later than issued")
+        if not 1 <= len(self.authorities) <= MAX_AUTHORITIES:
+            raise MalformedError(f"a roster needs 1..{MAX_AUTHORITIES} authorities")
+        if type(self.threshold) is not int or not 1 <= self.threshold <= len(self.authorities):
+            raise MalformedError("threshold must be between 1 and the number of authorities")
+        fields.sorted_unique("authorities", tuple(a.id for a in self.authorities))
+        if len({a.key_id for a in self.authorities}) != len(self.authorities):
+            raise MalformedError("two authorities share a key")
+        if len(self.members) > MAX_MEMBERS:
+            raise MalformedError(f"more than {MAX_MEMBERS} members")
+        fields.sorted_unique("members", tuple(m.id for m in self.members))
+        by_id = {m.id: m for m in self.members}
+        for member in self.members:
+            if member.home_gateway is not None:
+                home = by_id.get(member.home_gateway)
+                if home is None or home.kind != KIND_GATEWAY:
+                    raise MalformedError(f"member {member.id}: home_gateway {member.home_gateway} is not a gateway in this roster")
+        object.__setattr__(self, "_index", by_id)
+
+    def member(self, member_id: str) -> Member:
+        """Return the member called ``member_id``.
+
+        Raises:
+            UnknownMemberError: No such member.
+        """
+        found = self._index.get(member_id)
+        if found is not None:
+            return found
+        raise UnknownMemberError(f"{member_id!r} is not a member of federation {self.federation}")
+
+    def check_signing_key(self, member_id: str, kid: bytes, at: int) -> bytes:
+        """Answer "was signing key ``kid`` of ``member_id`` valid at ``at``".
+
+        Returns:
+            The 32-byte Ed25519 public key.
+
+        Raises:
+            UnknownMemberError: No such member.
+            UnknownKeyError: The member has no such key.
+            RevokedKeyError: The key was revoked at or before ``at``.
+            KeyExpiredError: ``at`` is outside the key's validity window.
+        """
+        key = self.member(member_id).signing_key(kid)
+        key.check_valid_at(f"signing key {kid.hex()} of {member_id}", at)
+        return key.public
+
+    def gateways(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.kind == KIND_GATEWAY)
+
+    def nodes(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.kind == KIND_NODE)
+
+    def to_bytes(self) -> bytes:
+        return encoding.encode(
+            {
+                "v": VERSION,
+                "federation": self.federation,
+                "version": self.version,
+                "issued": self.issued,
+                "expires": self.expires,
+                "threshold": self.threshold,
+                "authorities": [{"id": a.id, "public": a.public} for a in self.authorities],
+                "members": [m.to_wire() for m in self.members],
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Roster:
+        """Parse the signed roster body.
+
+        Raises:
+            MalformedError: Anything wrong with the bytes or the model.
+            TooLargeError: Input over the roster size limit.
+        """
+        m = fields.check_keys(
+            "roster",
+            encoding.decode(data, max_size=MAX_ROSTER_BYTES),
+            frozenset({"v", "federation", "version", "issued", "expires", "threshold", "authorities", "members"}),
+        )
+        fields.check_version("roster", m["v"], VERSION)
+        authorities = []
+        for i, a in enumerate(fields.array("authorities", m["authorities"], MAX_AUTHORITIES)):
+            am = fields.check_keys(f"authorities[{i}]", a, frozenset({"id", "public"}))
+            authorities.append(Authority(id=am["id"], public=am["public"]))
+        members = tuple(Member.from_wire(f"members[{i}]", item) for i, item in enumerate(fields.array("members", m["members"], MAX_MEMBERS)))
+        return cls(
+            federation=m["federation"],
+            version=m["version"],
+            issued=m["issued"],
+            expires=m["expires"],
+            threshold=m["threshold"],
+            authorities=tuple(authorities),
+            members=members,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedRoster:
+    """A roster body as the exact signed bytes, with authority signatures."""
+
+    body: bytes
+    signatures: tuple[tuple[bytes, bytes], ...]
+
+    def __post_init__(self) -> None:
+        for kid, sig in self.signatures:
+            fields.fixed_bytes("signature key_id", kid, 8)
+            fields.fixed_bytes("signature", sig, 64)
+        fields.sorted_unique("signatures", tuple(kid for kid, _ in self.signatures))
+
+    @property
+    def roster(self) -> Roster:
+        return Roster.from_bytes(self.body)
+
+    @classmethod
+    def sign(cls, roster: Roster, authority_keys: Iterable[nacl.signing.SigningKey]) -> SignedRoster:
+        """Sign ``roster`` with each of ``authority_keys``."""
+        body = roster.to_bytes()
+        return cls(body=body, signatures=()).add_signatures(authority_keys)
+
+    def add_signatures(self, authority_keys: Iterable[nacl.signing.SigningKey]) -> SignedRoster:
+        """Return a copy with more authority signatures (for m-of-n ceremonies)."""
+        sigs = dict(self.signatures)
+        for key in authority_keys:
+            sigs[key_id(ALG_ED25519, bytes(key.verify_key))] = key.sign(signed_message(DOMAIN_ROSTER, self.body)).signature
+        return SignedRoster(body=self.body, signatures=tuple(sorted(sigs.items())))
+
+    def to_bytes(self) -> bytes:
+        return encoding.encode({"v": VERSION, "roster": self.body, "signatures": [{"key_id": k, "sig": s} for k, s in self.signatures]})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedRoster:
+        """Parse a signed roster file.
+
+        Raises:
+            MalformedError: Anything wrong with the bytes.
+            TooLargeError: Input over the roster size limit.
+        """
+        m = fields.check_keys("signed roster", encoding.decode(data, max_size=MAX_ROSTER_BYTES), frozenset({"v", "roster", "signatures"}))
+        fields.check_version("signed roster", m["v"], VERSION)
+        sigs = []
+        for i, item in enumerate(fields.array("signatures", m["signatures"], MAX_AUTHORITIES)):
+            sm = fields.check_keys(f"signatures[{i}]", item, frozenset({"key_id", "sig"}))
+            sigs.append((sm["key_id"], sm["sig"]))
+        signed = cls(body=fields.typed("roster", m["roster"], bytes), signatures=tuple(sigs))
+        signed.roster  # noqa: B018 - parse eagerly so a bad body fails here
+        return signed
+
+    def _count_valid(self, authorities: Sequence[Authority]) -> int:
+        by_kid = {a.key_id: a for a in authorities}
+        valid = 0
+        for kid, sig in self.signatures:
+            authority = by_kid.get(kid)
+            if authority is None:
+                continue
+            try:
+                verify_signature(authority.public, DOMAIN_ROSTER, self.body, sig)
+            except BadSignatureError:
+                continue
+            valid += 1
+        return valid
+
+    def verify_trusted(self, now: int) -> Roster:
+        """Verify a roster pinned out of band (the first one a party trusts).
+
+        Returns:
+            The verified roster.
+
+        Raises:
+            RosterError: Fewer than the threshold of its own authorities signed.
+            ExpiredError: The roster has expired at ``now``.
+        """
+        roster = self.roster
+        got = self._count_valid(roster.authorities)
+        if got < roster.threshold:
+            raise RosterError(f"roster v{roster.version} has {got} valid authority signatures, needs {roster.threshold}")
+        if now >= roster.expires:
+            raise ExpiredError(f"roster v{roster.version} expired at {roster.expires}")
+        return roster
+
+    def verify_update(self, trusted: Roster, now: int) -> Roster:
+        """Verify the next roster version against the currently trusted one.
+
+        Returns:
+            The new verified roster.
+
+        Raises:
+            RosterError: Wrong federation, not the next version, or fewer than
+                the threshold of the previous or of its own authorities signed.
+            ExpiredError: The new roster has expired at ``now``.
+        """
+        new = self.roster
+        if new.federation != trusted.federation:
+            raise RosterError(f"roster is for federation {new.federation}, not {trusted.federation}")
+        if new.version != trusted.version + 1:
+            raise RosterError(f"roster v{new.version} does not follow trusted v{trusted.version}")
+        got = self._count_valid(trusted.authorities)
+        if got < trusted.threshold:
+            raise RosterError(f"roster v{new.version} has {got} signatures from the v{trusted.version} authorities, needs {trusted.threshold}")
+        return self.verify_trusted(now)

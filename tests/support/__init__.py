@@ -1,0 +1,1 @@
+"""Test helpers: seeded randomness and a small federation built in memory."""
