@@ -100,12 +100,22 @@ class Manifest:
         """
         m = fields.check_keys("manifest", encoding.decode(data), frozenset({"v", "message_id", "origin", "context", "tiers", "recipients", "sections"}))
         fields.check_version("manifest", m["v"], VERSION)
-        tiers = {fields.short_name("tier", k): tuple(fields.short_name("section", s) for s in fields.array("tier", v, 64)) for k, v in fields.check_keys("tiers", m["tiers"], frozenset(), frozenset(m["tiers"])).items()}
-        recipients = {fields.member_id("recipient", k): fields.typed("tier", v, str) for k, v in fields.check_keys("recipients", m["recipients"], frozenset(), frozenset(m["recipients"])).items()}
+        tiers = {
+            fields.short_name("tier", k): tuple(fields.short_name("section", s) for s in fields.array("tier", v, 64))
+            for k, v in fields.check_keys("tiers", m["tiers"], frozenset(), frozenset(m["tiers"])).items()
+        }
+        recipients = {
+            fields.member_id("recipient", k): fields.typed("tier", v, str)
+            for k, v in fields.check_keys("recipients", m["recipients"], frozenset(), frozenset(m["recipients"])).items()
+        }
         sections = {}
         for sid, entry in fields.check_keys("sections", m["sections"], frozenset(), frozenset(m["sections"])).items():
             e = fields.check_keys(f"section {sid}", entry, frozenset({"size", "digest", "key_commit"}))
-            sections[fields.short_name("section", sid)] = (fields.timestamp("size", e["size"]), fields.fixed_bytes("digest", e["digest"], 32), fields.fixed_bytes("key_commit", e["key_commit"], 32))
+            sections[fields.short_name("section", sid)] = (
+                fields.timestamp("size", e["size"]),
+                fields.fixed_bytes("digest", e["digest"], 32),
+                fields.fixed_bytes("key_commit", e["key_commit"], 32),
+            )
         return cls(
             message_id=fields.fixed_bytes("message_id", m["message_id"], MESSAGE_ID_SIZE),
             origin=fields.member_id("origin", m["origin"]),
@@ -197,9 +207,19 @@ def seal(
     message_id = rng(MESSAGE_ID_SIZE)
     # The context digest is independent of the body, so compute it from a provisional header.
     provisional = Header(
-        message_id=message_id, origin=sender.member_id, origin_key=sender.signing_key_id, recipients=tuple(sorted(tier_of)),
-        priority=priority, label=label, kind=kind, refs=tuple(sorted(refs)), created=now, expires=expires,
-        body_digest=bytes(32), max_recipients=limits.max_recipients, max_refs=limits.max_refs,
+        message_id=message_id,
+        origin=sender.member_id,
+        origin_key=sender.signing_key_id,
+        recipients=tuple(sorted(tier_of)),
+        priority=priority,
+        label=label,
+        kind=kind,
+        refs=tuple(sorted(refs)),
+        created=now,
+        expires=expires,
+        body_digest=bytes(32),
+        max_recipients=limits.max_recipients,
+        max_refs=limits.max_refs,
     )
     context = provisional.context_digest
     section_keys = {sid: rng(AEAD_KEY_SIZE) for sid in sorted(sections)}
@@ -224,23 +244,42 @@ def seal(
     for r in sorted(tier_of):
         tier = tier_of[r]
         stanza = encoding.encode(
-            {"v": VERSION, "message_id": message_id, "recipient": r, "tier": tier.name, "manifest_key": manifest_key,
-             "keys": {sid: section_keys[sid] for sid in sorted(tier.sections)}}
+            {
+                "v": VERSION,
+                "message_id": message_id,
+                "recipient": r,
+                "tier": tier.name,
+                "manifest_key": manifest_key,
+                "keys": {sid: section_keys[sid] for sid in sorted(tier.sections)},
+            }
         )
         stanzas.append({"recipient": r, "key_id": key_id(ALG_X25519, recipient_keys[r]), "box": seal_box(recipient_keys[r], stanza, rng)})
     body = encoding.encode(
         {
             "v": VERSION,
-            "manifest": {"commit": key_commitment(manifest_key), "nonce": manifest_nonce,
-                         "ct": aead_seal(manifest_key, manifest_nonce, sealed_manifest, _MANIFEST_AD + context)},
+            "manifest": {
+                "commit": key_commitment(manifest_key),
+                "nonce": manifest_nonce,
+                "ct": aead_seal(manifest_key, manifest_nonce, sealed_manifest, _MANIFEST_AD + context),
+            },
             "sections": wire_sections,
             "stanzas": stanzas,
         },
     )
     header = Header(
-        message_id=message_id, origin=sender.member_id, origin_key=sender.signing_key_id, recipients=provisional.recipients,
-        priority=priority, label=label, kind=kind, refs=provisional.refs, created=now, expires=expires,
-        body_digest=hashlib.sha256(body).digest(), max_recipients=limits.max_recipients, max_refs=limits.max_refs,
+        message_id=message_id,
+        origin=sender.member_id,
+        origin_key=sender.signing_key_id,
+        recipients=provisional.recipients,
+        priority=priority,
+        label=label,
+        kind=kind,
+        refs=provisional.refs,
+        created=now,
+        expires=expires,
+        body_digest=hashlib.sha256(body).digest(),
+        max_recipients=limits.max_recipients,
+        max_refs=limits.max_refs,
     )
     header_bytes = header.to_bytes()
     envelope = Envelope(header_bytes=header_bytes, signature=sender.sign(DOMAIN_ENVELOPE_HEADER, header_bytes), body=body, limits=limits)
@@ -346,8 +385,11 @@ def _open_verified(env: Envelope, header: Header, my_keys: MemberKeys, roster: R
     if len(mine) != 1 or {s["recipient"] for s in stanzas} != set(header.recipients) or len(stanzas) != len(header.recipients):
         raise DecryptError()
     box = fields.typed("box", mine[0]["box"], bytes)
-    stanza = fields.check_keys("stanza", encoding.decode(open_box(my_keys.encryption_public, my_keys.encryption_secret, box)),
-                               frozenset({"v", "message_id", "recipient", "tier", "manifest_key", "keys"}))
+    stanza = fields.check_keys(
+        "stanza",
+        encoding.decode(open_box(my_keys.encryption_public, my_keys.encryption_secret, box)),
+        frozenset({"v", "message_id", "recipient", "tier", "manifest_key", "keys"}),
+    )
     fields.check_version("stanza", stanza["v"], VERSION)
     if stanza["message_id"] != header.message_id or stanza["recipient"] != me:
         raise DecryptError()
@@ -355,9 +397,18 @@ def _open_verified(env: Envelope, header: Header, my_keys: MemberKeys, roster: R
     manifest_key = fields.fixed_bytes("manifest_key", stanza["manifest_key"], AEAD_KEY_SIZE)
     if key_commitment(manifest_key) != manifest_ct["commit"]:
         raise DecryptError()
-    sealed = fields.check_keys("sealed manifest", encoding.decode(aead_open(
-        manifest_key, fields.fixed_bytes("nonce", manifest_ct["nonce"], AEAD_NONCE_SIZE),
-        fields.typed("ct", manifest_ct["ct"], bytes), _MANIFEST_AD + context)), frozenset({"manifest", "sig"}))
+    sealed = fields.check_keys(
+        "sealed manifest",
+        encoding.decode(
+            aead_open(
+                manifest_key,
+                fields.fixed_bytes("nonce", manifest_ct["nonce"], AEAD_NONCE_SIZE),
+                fields.typed("ct", manifest_ct["ct"], bytes),
+                _MANIFEST_AD + context,
+            )
+        ),
+        frozenset({"manifest", "sig"}),
+    )
     manifest_bytes = fields.typed("manifest", sealed["manifest"], bytes)
     signature = fields.fixed_bytes("sig", sealed["sig"], 64)
     verify_signature(roster.check_signing_key(header.origin, header.origin_key, header.created), DOMAIN_MANIFEST, manifest_bytes, signature)
@@ -377,14 +428,20 @@ def _open_verified(env: Envelope, header: Header, my_keys: MemberKeys, roster: R
         if key_commitment(key) != commit:
             raise DecryptError()
         entry = sections[sid]
-        plaintext = aead_open(key, fields.fixed_bytes("nonce", entry["nonce"], AEAD_NONCE_SIZE),
-                              fields.typed("ct", entry["ct"], bytes), _SECTION_AD + context + sid.encode())
+        plaintext = aead_open(
+            key, fields.fixed_bytes("nonce", entry["nonce"], AEAD_NONCE_SIZE), fields.typed("ct", entry["ct"], bytes), _SECTION_AD + context + sid.encode()
+        )
         if len(plaintext) != size or hashlib.sha256(plaintext).digest() != digest:
             raise DecryptError()
         visible[sid] = plaintext
     return Opened(
-        header=header, tier=tier, sections=visible, withheld=tuple(sorted(set(sections) - set(visible))),
-        manifest=manifest, manifest_bytes=manifest_bytes, manifest_signature=signature,
+        header=header,
+        tier=tier,
+        sections=visible,
+        withheld=tuple(sorted(set(sections) - set(visible))),
+        manifest=manifest,
+        manifest_bytes=manifest_bytes,
+        manifest_signature=signature,
     )
 
 

@@ -52,8 +52,8 @@ class UnsupportedVersionError(MalformedError):
     default_hint = "Upgrade this node or gateway, or ask the sender to downgrade."
 
 
-class TooLargeError(HeliographError):
-    """Input larger than a configured limit."""
+class TooLargeError(MalformedError):
+    """Input larger than a configured limit (a refusal of the input, so a MalformedError)."""
 
     code = "E_TOO_LARGE"
     http_status = 413

@@ -7,6 +7,7 @@ unknown field or a field of the wrong type always becomes a precise
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -125,7 +126,7 @@ def sorted_unique(where: str, items: tuple[T, ...]) -> tuple[T, ...]:
     Raises:
         MalformedError: Otherwise.
     """
-    for before, after in zip(items, items[1:]):
+    for before, after in itertools.pairwise(items):
         if not before < after:  # type: ignore[operator]
             raise MalformedError(f"{where}: must be sorted with no duplicates")
     return items

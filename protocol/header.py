@@ -24,9 +24,7 @@ LABELS = ("TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR")
 """TLP 2.0 handling labels."""
 KINDS = ("alert", "update", "cancel", "ack", "error")
 
-_HEADER_FIELDS = frozenset(
-    {"v", "message_id", "origin", "origin_key", "recipients", "priority", "label", "kind", "refs", "created", "expires", "body_digest"}
-)
+_HEADER_FIELDS = frozenset({"v", "message_id", "origin", "origin_key", "recipients", "priority", "label", "kind", "refs", "created", "expires", "body_digest"})
 _FRAME_FIELDS = frozenset({"v", "header", "sig", "body"})
 
 

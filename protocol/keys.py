@@ -193,7 +193,7 @@ class PublicIdentity:
             MalformedError: Not a valid public identity file.
         """
         doc = _load_json(text, PUBLIC_FILE_FORMAT)
-        name, log_public = parse_vkey(doc.get("log_vkey", ""))
+        name, log_public = parse_vkey(fields.typed("log_vkey", doc.get("log_vkey"), str))
         ident = cls(
             member_id=fields.member_id("member_id", doc.get("member_id")),
             signing_public=_unb64("signing_public", doc.get("signing_public"), 32),

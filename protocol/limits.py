@@ -25,7 +25,7 @@ class Limits:
     max_receipt_bytes: int = 4096
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise MalformedError(f"limit {name} must be a positive integer")

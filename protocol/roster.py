@@ -86,7 +86,9 @@ class RosterKey:
     @classmethod
     def from_wire(cls, where: str, value: Any, alg: int) -> RosterKey:
         m = fields.check_keys(where, value, frozenset({"key_id", "public", "not_before", "not_after"}), frozenset({"revoked_at"}))
-        key = cls(public=m["public"] if type(m["public"]) is bytes else b"", not_before=m["not_before"], not_after=m["not_after"], revoked_at=m.get("revoked_at"))
+        key = cls(
+            public=m["public"] if type(m["public"]) is bytes else b"", not_before=m["not_before"], not_after=m["not_after"], revoked_at=m.get("revoked_at")
+        )
         if m["key_id"] != key_id(alg, key.public):
             raise MalformedError(f"{where}: key_id does not match the public key")
         return key

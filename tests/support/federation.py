@@ -41,8 +41,16 @@ class Federation:
     authority_keys: list[nacl.signing.SigningKey]
 
 
-def roster_member(keys: MemberKeys, kind: str, home: str | None, *, port: int = 0, not_before: int = T0 - YEAR_MS,
-                  not_after: int = T0 + YEAR_MS, revoked_at: int | None = None) -> Member:
+def roster_member(
+    keys: MemberKeys,
+    kind: str,
+    home: str | None,
+    *,
+    port: int = 0,
+    not_before: int = T0 - YEAR_MS,
+    not_after: int = T0 + YEAR_MS,
+    revoked_at: int | None = None,
+) -> Member:
     """Build the roster entry for ``keys`` with one signing and one encryption key."""
     return Member(
         id=keys.member_id,
