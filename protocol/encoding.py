@@ -32,7 +32,7 @@ DEFAULT_MAX_SIZE = 1 << 20
 """Default upper bound on the size of one decoded document (1 MiB)."""
 
 DEFAULT_MAX_DEPTH = 8
-"""Default nesting limit: the deepest Heliograph structure needs 4."""
+"""Default nesting limit: the deepest Heliograph structure (the roster) needs 5."""
 
 _ALLOWED_SCALARS = (type(None), bool, int, str, bytes)
 

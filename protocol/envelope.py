@@ -39,7 +39,7 @@ from protocol.header import MESSAGE_ID_SIZE, Envelope, Header
 from protocol.keys import ALG_X25519, DOMAIN_ENVELOPE_HEADER, DOMAIN_MANIFEST, MemberKeys, Rng, key_id, verify_signature
 from protocol.limits import DEFAULT_LIMITS, Limits
 from protocol.roster import KIND_NODE, Roster
-from protocol.sealing import AEAD_KEY_SIZE, AEAD_NONCE_SIZE, aead_open, aead_seal, key_commitment, open_box, seal_box
+from protocol.sealing import AEAD_KEY_SIZE, AEAD_NONCE_SIZE, aead_open, aead_seal, key_commitment, open_box, seal_box, section_digest
 
 VERSION = 1
 _SECTION_AD = b"heliograph/section/v1\x00"
@@ -76,7 +76,7 @@ class Manifest:
     tiers: Mapping[str, tuple[str, ...]]
     recipients: Mapping[str, str]
     sections: Mapping[str, tuple[int, bytes, bytes]]
-    """section id -> (plaintext size, SHA-256 of plaintext, key commitment)."""
+    """section id -> (plaintext size, keyed plaintext digest, key commitment)."""
 
     def to_bytes(self) -> bytes:
         return encoding.encode(
@@ -92,30 +92,38 @@ class Manifest:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Manifest:
-        """Parse a manifest.
+    def from_bytes(cls, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Manifest:
+        """Parse a manifest and check it is self-consistent.
 
         Raises:
-            MalformedError: Anything wrong with the bytes.
+            MalformedError: Anything wrong with the bytes, or a tier naming an
+                unknown section, or a recipient in an unknown tier.
         """
-        m = fields.check_keys("manifest", encoding.decode(data), frozenset({"v", "message_id", "origin", "context", "tiers", "recipients", "sections"}))
-        fields.check_version("manifest", m["v"], VERSION)
-        tiers = {
-            fields.short_name("tier", k): tuple(fields.short_name("section", s) for s in fields.array("tier", v, 64))
-            for k, v in fields.check_keys("tiers", m["tiers"], frozenset(), frozenset(m["tiers"])).items()
-        }
-        recipients = {
-            fields.member_id("recipient", k): fields.typed("tier", v, str)
-            for k, v in fields.check_keys("recipients", m["recipients"], frozenset(), frozenset(m["recipients"])).items()
-        }
+        m = fields.check_keys(
+            "manifest",
+            encoding.decode(data, max_size=limits.max_envelope_bytes),
+            frozenset({"v", "message_id", "origin", "context", "tiers", "recipients", "sections"}),
+            version=VERSION,
+        )
         sections = {}
-        for sid, entry in fields.check_keys("sections", m["sections"], frozenset(), frozenset(m["sections"])).items():
+        for sid, entry in fields.string_map("sections", m["sections"], limits.max_sections).items():
             e = fields.check_keys(f"section {sid}", entry, frozenset({"size", "digest", "key_commit"}))
             sections[fields.short_name("section", sid)] = (
                 fields.timestamp("size", e["size"]),
                 fields.fixed_bytes("digest", e["digest"], 32),
                 fields.fixed_bytes("key_commit", e["key_commit"], 32),
             )
+        tiers = {}
+        for name, secs in fields.string_map("tiers", m["tiers"], limits.max_tiers).items():
+            listed = fields.sorted_unique(f"tier {name}", tuple(fields.short_name("section", s) for s in fields.array("tier", secs, limits.max_sections)))
+            if not listed or not set(listed) <= sections.keys():
+                raise MalformedError(f"tier {name} must list known sections")
+            tiers[fields.short_name("tier", name)] = listed
+        recipients = {}
+        for member, tier in fields.string_map("recipients", m["recipients"], limits.max_recipients).items():
+            if tier not in tiers:
+                raise MalformedError(f"recipient {member} is in an unknown tier")
+            recipients[fields.member_id("recipient", member)] = tier
         return cls(
             message_id=fields.fixed_bytes("message_id", m["message_id"], MESSAGE_ID_SIZE),
             origin=fields.member_id("origin", m["origin"]),
@@ -197,6 +205,9 @@ def seal(
             tier_of[r] = tier
     if len({t.name for t in tiers}) != len(tiers):
         raise MalformedError("tier names must be unique")
+    unread = set(sections) - {s for t in tiers for s in t.sections}
+    if unread:
+        raise MalformedError(f"section(s) {sorted(unread)} are visible to no tier")
     recipient_keys = {}
     for r in sorted(tier_of):
         member = roster.member(r)
@@ -234,12 +245,12 @@ def seal(
         context=context,
         tiers={t.name: tuple(sorted(t.sections)) for t in tiers},
         recipients={r: t.name for r, t in tier_of.items()},
-        sections={sid: (len(sections[sid]), hashlib.sha256(sections[sid]).digest(), key_commitment(k)) for sid, k in section_keys.items()},
+        sections={sid: (len(sections[sid]), section_digest(k, sections[sid]), key_commitment(k)) for sid, k in section_keys.items()},
     )
     manifest_bytes = manifest.to_bytes()
     manifest_key = rng(AEAD_KEY_SIZE)
     manifest_nonce = rng(AEAD_NONCE_SIZE)
-    sealed_manifest = encoding.encode({"manifest": manifest_bytes, "sig": sender.sign(DOMAIN_MANIFEST, manifest_bytes)})
+    sealed_manifest = encoding.encode({"v": VERSION, "manifest": manifest_bytes, "sig": sender.sign(DOMAIN_MANIFEST, manifest_bytes)})
     stanzas = []
     for r in sorted(tier_of):
         tier = tier_of[r]
@@ -330,20 +341,39 @@ def verify_header(envelope: Envelope | bytes, roster: Roster, now: int, *, limit
     return header
 
 
-def _parse_body(data: bytes, limits: Limits) -> tuple[dict[str, bytes], list[dict[str, object]], dict[str, dict[str, object]]]:
-    m = fields.check_keys("body", encoding.decode(data, max_size=limits.max_envelope_bytes), frozenset({"v", "manifest", "sections", "stanzas"}))
-    fields.check_version("body", m["v"], VERSION)
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """The parsed body: every field type-checked, nothing decrypted."""
+
+    manifest: tuple[bytes, bytes, bytes]
+    """(key commitment, nonce, ciphertext) of the sealed manifest."""
+    sections: dict[str, tuple[bytes, bytes]]
+    """section id -> (nonce, ciphertext)."""
+    stanzas: dict[str, tuple[bytes, bytes]]
+    """recipient -> (X25519 key id, sealed box)."""
+
+
+def _parse_body(data: bytes, limits: Limits) -> _Body:
+    m = fields.check_keys(
+        "body", encoding.decode(data, max_size=limits.max_envelope_bytes), frozenset({"v", "manifest", "sections", "stanzas"}), version=VERSION
+    )
     mf = fields.check_keys("body.manifest", m["manifest"], frozenset({"commit", "nonce", "ct"}))
-    sections: dict[str, dict[str, object]] = {}
+    manifest = (fields.fixed_bytes("commit", mf["commit"], 32), fields.fixed_bytes("nonce", mf["nonce"], AEAD_NONCE_SIZE), fields.typed("ct", mf["ct"], bytes))
+    sections: dict[str, tuple[bytes, bytes]] = {}
     for i, item in enumerate(fields.array("body.sections", m["sections"], limits.max_sections)):
         sm = fields.check_keys(f"body.sections[{i}]", item, frozenset({"id", "nonce", "ct"}))
-        sections[fields.short_name("section id", sm["id"])] = dict(sm)
-    fields.sorted_unique("body.sections", tuple(sections))
-    stanzas = [
-        dict(fields.check_keys(f"body.stanzas[{i}]", item, frozenset({"recipient", "key_id", "box"})))
-        for i, item in enumerate(fields.array("body.stanzas", m["stanzas"], limits.max_recipients))
-    ]
-    return dict(mf), stanzas, sections
+        sid = fields.short_name("section id", sm["id"])
+        if sections and sid <= max(sections):
+            raise MalformedError("body.sections: must be sorted by id with no duplicates")
+        sections[sid] = (fields.fixed_bytes("nonce", sm["nonce"], AEAD_NONCE_SIZE), fields.typed("ct", sm["ct"], bytes))
+    stanzas: dict[str, tuple[bytes, bytes]] = {}
+    for i, item in enumerate(fields.array("body.stanzas", m["stanzas"], limits.max_recipients)):
+        st = fields.check_keys(f"body.stanzas[{i}]", item, frozenset({"recipient", "key_id", "box"}))
+        rid = fields.member_id("stanza recipient", st["recipient"])
+        if stanzas and rid <= max(stanzas):
+            raise MalformedError("body.stanzas: must be sorted by recipient with no duplicates")
+        stanzas[rid] = (fields.fixed_bytes("key_id", st["key_id"], 8), fields.typed("box", st["box"], bytes))
+    return _Body(manifest=manifest, sections=sections, stanzas=stanzas)
 
 
 def open_envelope(envelope: Envelope | bytes, my_keys: MemberKeys, roster: Roster, now: int, *, limits: Limits = DEFAULT_LIMITS) -> Opened:
@@ -372,54 +402,53 @@ def open_envelope(envelope: Envelope | bytes, my_keys: MemberKeys, roster: Roste
         raise NotRecipientError(f"{me} is not a recipient of this message")
     try:
         return _open_verified(env, header, my_keys, roster, limits)
-    except HeliographError as exc:
-        if isinstance(exc, DecryptError):
-            raise
+    except DecryptError:
+        raise
+    except (HeliographError, TypeError, KeyError, ValueError):
+        # Past the verified header only the origin can have produced the bytes;
+        # whatever is wrong, the answer is the same opaque error.
         raise DecryptError() from None
 
 
 def _open_verified(env: Envelope, header: Header, my_keys: MemberKeys, roster: Roster, limits: Limits) -> Opened:
-    manifest_ct, stanzas, sections = _parse_body(env.body, limits)
+    body = _parse_body(env.body, limits)
     me = my_keys.member_id
-    mine = [s for s in stanzas if s["recipient"] == me and s["key_id"] == my_keys.encryption_key_id]
-    if len(mine) != 1 or {s["recipient"] for s in stanzas} != set(header.recipients) or len(stanzas) != len(header.recipients):
+    if tuple(body.stanzas) != header.recipients:
         raise DecryptError()
-    box = fields.typed("box", mine[0]["box"], bytes)
+    stanza_key_id, box = body.stanzas[me]
+    if stanza_key_id != my_keys.encryption_key_id:
+        raise DecryptError()
+    max_size = limits.max_envelope_bytes
     stanza = fields.check_keys(
         "stanza",
-        encoding.decode(open_box(my_keys.encryption_public, my_keys.encryption_secret, box)),
+        encoding.decode(open_box(my_keys.encryption_public, my_keys.encryption_secret, box), max_size=max_size),
         frozenset({"v", "message_id", "recipient", "tier", "manifest_key", "keys"}),
+        version=VERSION,
     )
-    fields.check_version("stanza", stanza["v"], VERSION)
     if stanza["message_id"] != header.message_id or stanza["recipient"] != me:
         raise DecryptError()
     context = header.context_digest
     manifest_key = fields.fixed_bytes("manifest_key", stanza["manifest_key"], AEAD_KEY_SIZE)
-    if key_commitment(manifest_key) != manifest_ct["commit"]:
+    commit, nonce, ciphertext = body.manifest
+    if key_commitment(manifest_key) != commit:
         raise DecryptError()
     sealed = fields.check_keys(
         "sealed manifest",
-        encoding.decode(
-            aead_open(
-                manifest_key,
-                fields.fixed_bytes("nonce", manifest_ct["nonce"], AEAD_NONCE_SIZE),
-                fields.typed("ct", manifest_ct["ct"], bytes),
-                _MANIFEST_AD + context,
-            )
-        ),
-        frozenset({"manifest", "sig"}),
+        encoding.decode(aead_open(manifest_key, nonce, ciphertext, _MANIFEST_AD + context), max_size=max_size),
+        frozenset({"v", "manifest", "sig"}),
+        version=VERSION,
     )
     manifest_bytes = fields.typed("manifest", sealed["manifest"], bytes)
     signature = fields.fixed_bytes("sig", sealed["sig"], 64)
     verify_signature(roster.check_signing_key(header.origin, header.origin_key, header.created), DOMAIN_MANIFEST, manifest_bytes, signature)
-    manifest = Manifest.from_bytes(manifest_bytes)
-    tier = fields.typed("tier", stanza["tier"], str)
-    keys = fields.check_keys("keys", stanza["keys"], frozenset(), frozenset(stanza["keys"]))
+    manifest = Manifest.from_bytes(manifest_bytes, limits=limits)
+    tier = fields.short_name("tier", stanza["tier"])
+    keys = fields.string_map("keys", stanza["keys"], limits.max_sections)
     if (manifest.message_id, manifest.origin, manifest.context) != (header.message_id, header.origin, context):
         raise DecryptError()
-    if set(manifest.recipients) != set(header.recipients) or manifest.recipients.get(me) != tier:
+    if tuple(sorted(manifest.recipients)) != header.recipients or manifest.recipients[me] != tier:
         raise DecryptError()
-    if set(manifest.sections) != set(sections) or tuple(sorted(keys)) != tuple(manifest.tiers.get(tier, ())):
+    if set(manifest.sections) != set(body.sections) or tuple(sorted(keys)) != manifest.tiers[tier]:
         raise DecryptError()
     visible: dict[str, bytes] = {}
     for sid in sorted(keys):
@@ -427,18 +456,16 @@ def _open_verified(env: Envelope, header: Header, my_keys: MemberKeys, roster: R
         key = fields.fixed_bytes("section key", keys[sid], AEAD_KEY_SIZE)
         if key_commitment(key) != commit:
             raise DecryptError()
-        entry = sections[sid]
-        plaintext = aead_open(
-            key, fields.fixed_bytes("nonce", entry["nonce"], AEAD_NONCE_SIZE), fields.typed("ct", entry["ct"], bytes), _SECTION_AD + context + sid.encode()
-        )
-        if len(plaintext) != size or hashlib.sha256(plaintext).digest() != digest:
+        nonce, ciphertext = body.sections[sid]
+        plaintext = aead_open(key, nonce, ciphertext, _SECTION_AD + context + sid.encode())
+        if len(plaintext) != size or section_digest(key, plaintext) != digest:
             raise DecryptError()
         visible[sid] = plaintext
     return Opened(
         header=header,
         tier=tier,
         sections=visible,
-        withheld=tuple(sorted(set(sections) - set(visible))),
+        withheld=tuple(sorted(set(body.sections) - set(visible))),
         manifest=manifest,
         manifest_bytes=manifest_bytes,
         manifest_signature=signature,

@@ -16,20 +16,30 @@ from protocol.errors import MalformedError, UnsupportedVersionError
 
 T = TypeVar("T")
 
-MEMBER_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+MEMBER_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 MEMBER_ID_MAX = 63
-NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 U64_MAX = (1 << 64) - 1
 
 
-def check_keys(where: str, value: Any, required: frozenset[str], optional: frozenset[str] = frozenset()) -> Mapping[str, Any]:
+def check_keys(where: str, value: Any, required: frozenset[str], optional: frozenset[str] = frozenset(), *, version: int | None = None) -> Mapping[str, Any]:
     """Check that ``value`` is a map holding every required and no unknown key.
 
+    Absent optional fields are omitted on the wire, never sent as nil, so a nil
+    value is refused: every value has exactly one encoding. With ``version``,
+    the ``v`` field is checked first, so a newer structure is reported as
+    unsupported rather than malformed.
+
     Raises:
-        MalformedError: Wrong type, missing or unknown keys.
+        MalformedError: Wrong type, missing, unknown or nil fields.
+        UnsupportedVersionError: ``v`` is an integer other than ``version``.
     """
     if not isinstance(value, dict):
         raise MalformedError(f"{where}: expected a map")
+    if version is not None:
+        if "v" not in value:
+            raise MalformedError(f"{where}: missing field(s) ['v']")
+        check_version(where, value["v"], version)
     keys = value.keys()
     missing = required - keys
     if missing:
@@ -37,6 +47,22 @@ def check_keys(where: str, value: Any, required: frozenset[str], optional: froze
     unknown = keys - required - optional
     if unknown:
         raise MalformedError(f"{where}: unknown field(s) {sorted(unknown)}")
+    nil = [k for k, v in value.items() if v is None]
+    if nil:
+        raise MalformedError(f"{where}: field(s) {sorted(nil)} are nil; omit absent fields instead")
+    return value
+
+
+def string_map(where: str, value: Any, max_items: int) -> dict[str, Any]:
+    """Return ``value`` if it is a map with text keys and at most ``max_items`` entries.
+
+    Raises:
+        MalformedError: Otherwise.
+    """
+    if not isinstance(value, dict) or not all(type(k) is str for k in value):
+        raise MalformedError(f"{where}: expected a map with text keys")
+    if len(value) > max_items:
+        raise MalformedError(f"{where}: more than {max_items} entries")
     return value
 
 
@@ -93,7 +119,7 @@ def member_id(where: str, value: Any) -> str:
     Raises:
         MalformedError: Otherwise.
     """
-    if type(value) is not str or len(value) > MEMBER_ID_MAX or not MEMBER_ID_RE.match(value):
+    if type(value) is not str or len(value) > MEMBER_ID_MAX or not MEMBER_ID_RE.fullmatch(value):
         raise MalformedError(f"{where}: {value!r} is not a valid member id")
     return value
 
@@ -104,7 +130,7 @@ def short_name(where: str, value: Any) -> str:
     Raises:
         MalformedError: Otherwise.
     """
-    if type(value) is not str or not NAME_RE.match(value):
+    if type(value) is not str or not NAME_RE.fullmatch(value):
         raise MalformedError(f"{where}: {value!r} is not a valid name ([a-z][a-z0-9_-]{{0,31}})")
     return value
 

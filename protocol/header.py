@@ -111,8 +111,7 @@ class Header:
             MalformedError: Anything wrong with the bytes or the fields.
             UnsupportedVersionError: Unknown header version.
         """
-        m = fields.check_keys("header", encoding.decode(data, max_size=limits.max_envelope_bytes), _HEADER_FIELDS)
-        fields.check_version("header", m["v"], VERSION)
+        m = fields.check_keys("header", encoding.decode(data, max_size=limits.max_envelope_bytes), _HEADER_FIELDS, version=VERSION)
         return cls(
             message_id=m["message_id"],
             origin=m["origin"],
@@ -168,6 +167,5 @@ class Envelope:
         """
         if len(data) > limits.max_envelope_bytes:
             raise TooLargeError(f"envelope of {len(data)} bytes exceeds the limit of {limits.max_envelope_bytes}")
-        m = fields.check_keys("envelope", encoding.decode(data, max_size=limits.max_envelope_bytes), _FRAME_FIELDS)
-        fields.check_version("envelope", m["v"], VERSION)
+        m = fields.check_keys("envelope", encoding.decode(data, max_size=limits.max_envelope_bytes), _FRAME_FIELDS, version=VERSION)
         return cls(header_bytes=m["header"], signature=m["sig"], body=m["body"], limits=limits)

@@ -6,9 +6,10 @@ stanzas) and an Ed25519 transparency-log key (checkpoints). Each public key has
 a key id: ``SHA-256("heliograph/key-id/v1" || 0x00 || alg || public)[:8]`` with
 ``alg`` 0x01 for Ed25519 and 0x02 for X25519.
 
-All signatures Heliograph makes are over ``domain || 0x00 || bytes`` where the
+All signatures over Heliograph's own structures are over ``domain || 0x00 || bytes`` where the
 domain names the structure (see docs/PROTOCOL.md "Domain separation"), so a
 signature over one kind of structure can never be replayed as another.
+(Log checkpoints follow C2SP signed-note instead, which signs the note text.)
 
 Nothing here touches files: :mod:`gateway.keyfile` writes key files with mode
 0600. Secret fields are excluded from ``repr`` so that they cannot end up in logs.
@@ -87,6 +88,8 @@ def _unb64(where: str, text: object, size: int) -> bytes:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise MalformedError(f"{where}: not valid base64") from None
+    if _b64(raw) != text:
+        raise MalformedError(f"{where}: not canonical base64")
     return fields.fixed_bytes(where, raw, size)
 
 
@@ -139,7 +142,7 @@ def parse_vkey(vkey: str) -> tuple[str, bytes]:
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise MalformedError("vkey is not an Ed25519 key")
     public = raw[1:]
-    if len(hash_hex) != 8 or given_hash != vkey_hash(name, public):
+    if hash_hex != given_hash.hex() or len(given_hash) != 4 or given_hash != vkey_hash(name, public) or _b64(raw) != key_b64:
         raise MalformedError("vkey hash does not match its name and key")
     return name, public
 
@@ -212,7 +215,7 @@ def _load_json(text: str, fmt: str) -> dict[str, object]:
         raise MalformedError("key file is not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise MalformedError(f"not a {fmt} file")
-    if doc.get("version") != 1:
+    if type(doc.get("version")) is not int or doc.get("version") != 1:
         raise MalformedError(f"unsupported {fmt} version")
     return doc
 

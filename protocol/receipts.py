@@ -1,9 +1,10 @@
 """Hop receipts: one signed statement per hop and event, chained to the previous hop.
 
 A receipt says "hop H, with key K, saw event E for message M (whose header has
-digest D) at time T, from/to peer P". ``prev`` is the digest of the previous
-hop's receipt for the same copy of the message, so the receipts of one delivery
-form a hash chain from the origin's first hop to the recipient. Receipts are
+digest D) at time T, from/to peer P". ``prev`` is the digest of the receipt
+this one follows from: the same hop's previous receipt for the message
+(accepted -> delayed -> relayed), or the neighbouring hop's receipt that proves
+a hand-over, so the receipts of one delivery form hash chains. Receipts are
 appended to the issuing hop's transparency log (``log_index`` is the leaf index
 when the hop knows it at signing time) and travel back toward the origin.
 
@@ -15,6 +16,7 @@ log leaf.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from protocol.roster import Roster
 VERSION = 1
 EVENTS = ("accepted", "relayed", "delivered", "delayed", "rejected", "expired", "acknowledged")
 REASON_MAX = 64
+_REASON_RE = re.compile(r"E_[A-Z0-9_]+")
 _REQUIRED = frozenset({"v", "message_id", "header_digest", "hop", "hop_key", "event", "time"})
 _OPTIONAL = frozenset({"peer", "prev", "retry_until", "reason", "log_index"})
 
@@ -67,8 +70,8 @@ class Receipt:
             raise MalformedError("retry_until must not be earlier than time")
         if (self.event == "rejected") != (self.reason is not None):
             raise MalformedError("reason is required for, and only for, rejected receipts")
-        if self.reason is not None and (type(self.reason) is not str or not 1 <= len(self.reason) <= REASON_MAX or not self.reason.isascii()):
-            raise MalformedError(f"reason must be an ASCII error code of 1..{REASON_MAX} characters")
+        if self.reason is not None and (type(self.reason) is not str or len(self.reason) > REASON_MAX or not _REASON_RE.fullmatch(self.reason)):
+            raise MalformedError(f"reason must be an error code like E_POLICY_DENIED of at most {REASON_MAX} characters")
 
     def to_bytes(self) -> bytes:
         doc: dict[str, Any] = {
@@ -94,8 +97,7 @@ class Receipt:
             MalformedError: Anything wrong with the bytes or fields.
             TooLargeError: Larger than ``limits.max_receipt_bytes``.
         """
-        m = fields.check_keys("receipt", encoding.decode(data, max_size=limits.max_receipt_bytes), _REQUIRED, _OPTIONAL)
-        fields.check_version("receipt", m["v"], VERSION)
+        m = fields.check_keys("receipt", encoding.decode(data, max_size=limits.max_receipt_bytes), _REQUIRED, _OPTIONAL, version=VERSION)
         return cls(**{k: v for k, v in m.items() if k != "v"})
 
     def sign(self, keys: MemberKeys) -> SignedReceipt:
@@ -117,11 +119,12 @@ class SignedReceipt:
     body: bytes
     signature: bytes
     receipt: Receipt = field(init=False, repr=False, compare=False)
+    limits: Limits = field(default=DEFAULT_LIMITS, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields.typed("receipt", self.body, bytes)
         fields.fixed_bytes("sig", self.signature, 64)
-        object.__setattr__(self, "receipt", Receipt.from_bytes(self.body))
+        object.__setattr__(self, "receipt", Receipt.from_bytes(self.body, limits=self.limits))
 
     def to_bytes(self) -> bytes:
         return encoding.encode({"v": VERSION, "receipt": self.body, "sig": self.signature})
@@ -139,9 +142,8 @@ class SignedReceipt:
             MalformedError: Anything wrong with the bytes.
             TooLargeError: Larger than ``limits.max_receipt_bytes``.
         """
-        m = fields.check_keys("signed receipt", encoding.decode(data, max_size=limits.max_receipt_bytes), frozenset({"v", "receipt", "sig"}))
-        fields.check_version("signed receipt", m["v"], VERSION)
-        return cls(body=m["receipt"], signature=m["sig"])
+        m = fields.check_keys("signed receipt", encoding.decode(data, max_size=limits.max_receipt_bytes), frozenset({"v", "receipt", "sig"}), version=VERSION)
+        return cls(body=m["receipt"], signature=m["sig"], limits=limits)
 
     def verify(self, roster: Roster) -> Receipt:
         """Verify the hop's signature; the hop key must be valid at the receipt's time.

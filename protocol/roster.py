@@ -31,7 +31,8 @@ from protocol.errors import (
     UnknownKeyError,
     UnknownMemberError,
 )
-from protocol.keys import ALG_ED25519, ALG_X25519, DOMAIN_ROSTER, key_id, parse_vkey, signed_message, verify_signature
+from protocol.keys import ALG_ED25519, ALG_X25519, DOMAIN_ROSTER, key_id, log_origin, parse_vkey, signed_message, verify_signature
+from protocol.sealing import check_x25519_public
 
 VERSION = 1
 KIND_NODE = "node"
@@ -120,11 +121,14 @@ class Member:
         fields.one_of("member.kind", self.kind, (KIND_NODE, KIND_GATEWAY))
         if type(self.endpoint) is not str or not self.endpoint.startswith(("http://", "https://")) or len(self.endpoint) > 512:
             raise MalformedError(f"member {self.id}: endpoint must be an http(s) URL")
-        parse_vkey(self.log_vkey)
+        if type(self.log_vkey) is not str or parse_vkey(self.log_vkey)[0] != log_origin(self.id):
+            raise MalformedError(f"member {self.id}: log_vkey must be named {log_origin(self.id)}")
         if type(self.display_name) is not str or len(self.display_name) > 200:
             raise MalformedError(f"member {self.id}: display_name must be text of at most 200 characters")
         if not self.signing_keys or not self.encryption_keys:
             raise MalformedError(f"member {self.id}: needs at least one signing and one encryption key")
+        for enc in self.encryption_keys:
+            check_x25519_public(f"member {self.id}: encryption key", enc.public)
         for keys, alg in ((self.signing_keys, ALG_ED25519), (self.encryption_keys, ALG_X25519)):
             ids = [key_id(alg, k.public) for k in keys]
             if len(set(ids)) != len(ids):
@@ -304,8 +308,8 @@ class Roster:
             "roster",
             encoding.decode(data, max_size=MAX_ROSTER_BYTES),
             frozenset({"v", "federation", "version", "issued", "expires", "threshold", "authorities", "members"}),
+            version=VERSION,
         )
-        fields.check_version("roster", m["v"], VERSION)
         authorities = []
         for i, a in enumerate(fields.array("authorities", m["authorities"], MAX_AUTHORITIES)):
             am = fields.check_keys(f"authorities[{i}]", a, frozenset({"id", "public"}))
@@ -363,8 +367,7 @@ class SignedRoster:
             MalformedError: Anything wrong with the bytes.
             TooLargeError: Input over the roster size limit.
         """
-        m = fields.check_keys("signed roster", encoding.decode(data, max_size=MAX_ROSTER_BYTES), frozenset({"v", "roster", "signatures"}))
-        fields.check_version("signed roster", m["v"], VERSION)
+        m = fields.check_keys("signed roster", encoding.decode(data, max_size=MAX_ROSTER_BYTES), frozenset({"v", "roster", "signatures"}), version=VERSION)
         sigs = []
         for i, item in enumerate(fields.array("signatures", m["signatures"], MAX_AUTHORITIES)):
             sm = fields.check_keys(f"signatures[{i}]", item, frozenset({"key_id", "sig"}))
@@ -421,6 +424,8 @@ class SignedRoster:
             raise RosterError(f"roster is for federation {new.federation}, not {trusted.federation}")
         if new.version != trusted.version + 1:
             raise RosterError(f"roster v{new.version} does not follow trusted v{trusted.version}")
+        if new.issued < trusted.issued:
+            raise RosterError(f"roster v{new.version} was issued before v{trusted.version}")
         got = self._count_valid(trusted.authorities)
         if got < trusted.threshold:
             raise RosterError(f"roster v{new.version} has {got} signatures from the v{trusted.version} authorities, needs {trusted.threshold}")

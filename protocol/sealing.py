@@ -15,12 +15,33 @@ import hashlib
 import nacl.bindings as sodium
 import nacl.exceptions
 
-from protocol.errors import DecryptError
+from protocol.errors import DecryptError, MalformedError
 from protocol.keys import Rng
 
 AEAD_KEY_SIZE = 32
 AEAD_NONCE_SIZE = 24
 SEALED_BOX_OVERHEAD = 32 + 16
+
+
+def check_x25519_public(where: str, public: bytes) -> None:
+    """Refuse an X25519 public key that is a low-order point (shared secret all zero).
+
+    Raises:
+        MalformedError: The key would make every sealed box to it worthless.
+    """
+    try:
+        sodium.crypto_scalarmult(b"\x01" + b"\x00" * 30 + b"\x40", public)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise MalformedError(f"{where} is not a usable X25519 public key") from None
+
+
+def section_digest(key: bytes, plaintext: bytes) -> bytes:
+    """Keyed digest of a section: ``SHA-256(domain || 0x00 || key || plaintext)``.
+
+    Keyed with the section key so that recipients of lower tiers, who see the
+    manifest but not the key, cannot confirm guesses about withheld sections.
+    """
+    return hashlib.sha256(b"heliograph/section-digest/v1\x00" + key + plaintext).digest()
 
 
 def key_commitment(key: bytes) -> bytes:

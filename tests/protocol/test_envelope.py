@@ -221,10 +221,16 @@ def test_seal_validates_its_input(seal: Sealer, overrides: dict[str, object], me
 
 
 def test_seal_refuses_gateway_and_unknown_recipients(seal: Sealer) -> None:
+    only_summary = {"summary": SECTIONS["summary"]}
     with pytest.raises(UnknownMemberError):
-        seal(tiers=(env_mod.Tier(name="a", sections=("summary",), recipients=("gw-eu",)),))
+        seal(sections=only_summary, tiers=(env_mod.Tier(name="a", sections=("summary",), recipients=("gw-eu",)),))
     with pytest.raises(UnknownMemberError):
-        seal(tiers=(env_mod.Tier(name="a", sections=("summary",), recipients=("zz-nobody",)),))
+        seal(sections=only_summary, tiers=(env_mod.Tier(name="a", sections=("summary",), recipients=("zz-nobody",)),))
+
+
+def test_seal_refuses_sections_no_tier_can_read(seal: Sealer) -> None:
+    with pytest.raises(MalformedError, match="visible to no tier"):
+        seal(tiers=(env_mod.Tier(name="a", sections=("summary",), recipients=("ke-police",)),))
 
 
 @pytest.mark.parametrize(

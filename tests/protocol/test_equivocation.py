@@ -18,7 +18,7 @@ from protocol import envelope as env_mod
 from protocol.errors import DecryptError
 from protocol.header import Envelope, Header
 from protocol.keys import DOMAIN_ENVELOPE_HEADER, DOMAIN_MANIFEST
-from protocol.sealing import aead_seal, key_commitment, seal_box
+from protocol.sealing import aead_seal, key_commitment, seal_box, section_digest
 from tests.protocol.conftest import HOUR
 from tests.support.federation import T0, Federation, SeededRng
 
@@ -63,7 +63,7 @@ def _evil_envelope(fed: Federation, fault: str) -> Envelope:
         "sections": {
             sid: {
                 "size": len(SECTIONS[sid]),
-                "digest": hashlib.sha256(SECTIONS[sid]).digest(),
+                "digest": section_digest(keys[sid], SECTIONS[sid]),
                 "key_commit": key_commitment(b"\x00" * 32 if fault == "section-commit" and sid == "details" else keys[sid]),
             }
             for sid in SECTIONS
@@ -74,7 +74,7 @@ def _evil_envelope(fed: Federation, fault: str) -> Envelope:
     if fault == "manifest-signature":
         sig = bytes(64)
     mkey, mnonce = rng(32), rng(24)
-    sealed = encoding.encode({"manifest": manifest_bytes, "sig": sig})
+    sealed = encoding.encode({"v": 1, "manifest": manifest_bytes, "sig": sig})
     stanzas = []
     for r in recipients:
         stanza_keys = {sid: keys[sid] for sid in tiers[tier_of[r]]}

@@ -73,14 +73,14 @@ def _independent_open(case: dict[str, Any], recipient: dict[str, Any]) -> dict[s
     )
     nacl.signing.VerifyKey(bytes.fromhex(case["origin_public_key"])).verify(b"heliograph/manifest/v1\x00" + sealed["manifest"], sealed["sig"])
     manifest = msgpack.unpackb(sealed["manifest"], raw=False)
-    assert manifest["recipients"][recipient["id"]] == recipient["tier"]
+    assert sealed["v"] == 1 and manifest["recipients"][recipient["id"]] == recipient["tier"]
     out = {}
     by_id = {s["id"]: s for s in body["sections"]}
     for sid, key in stanza["keys"].items():
         assert hashlib.sha256(b"heliograph/key-commit/v1\x00" + key).digest() == manifest["sections"][sid]["key_commit"]
         sec = by_id[sid]
         plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(sec["ct"], b"heliograph/section/v1\x00" + context + sid.encode(), sec["nonce"], key)
-        assert hashlib.sha256(plain).digest() == manifest["sections"][sid]["digest"]
+        assert hashlib.sha256(b"heliograph/section-digest/v1\x00" + key + plain).digest() == manifest["sections"][sid]["digest"]
         out[sid] = plain
     return out
 
