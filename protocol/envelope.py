@@ -121,7 +121,7 @@ class Manifest:
             tiers[fields.short_name("tier", name)] = listed
         recipients = {}
         for member, tier in fields.string_map("recipients", m["recipients"], limits.max_recipients).items():
-            if tier not in tiers:
+            if fields.short_name("tier", tier) not in tiers:
                 raise MalformedError(f"recipient {member} is in an unknown tier")
             recipients[fields.member_id("recipient", member)] = tier
         return cls(

@@ -113,6 +113,8 @@ def test_manifest_must_be_self_consistent() -> None:
         {"tiers": {"inform": ["summary", "summary"]}},
         {"tiers": ["inform"]},
         {"recipients": {"ke-police": "action"}},
+        {"recipients": {"ke-police": ["inform"]}},
+        {"recipients": {"ke-police": {"a": 1}}},
         {"sections": {"summary": 1}},
     ):
         with pytest.raises(MalformedError):

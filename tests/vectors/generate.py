@@ -145,12 +145,14 @@ def receipt_vectors() -> dict[str, Any]:
         return receipt.sign(keys)
 
     accepted = hop_receipt("gw-af", "accepted", T0, "ke-police", log_index=0)
-    relayed = hop_receipt("gw-af", "relayed", T0 + 40, "gw-eu", prev=accepted.digest, log_index=1)
-    delayed = hop_receipt("gw-eu", "delayed", T0 + 90, "int-org", prev=relayed.digest, retry_until=T0 + 90 + 3_600_000)
-    delivered = hop_receipt("int-org", "delivered", T0 + 5000, "gw-eu", prev=delayed.digest, log_index=7)
+    delayed = hop_receipt("gw-af", "delayed", T0 + 40, "gw-eu", prev=accepted.digest, retry_until=T0 + 40 + 3_600_000, log_index=1)
+    next_hop = hop_receipt("gw-eu", "accepted", T0 + 9000, "gw-af", prev=delayed.digest, log_index=0)
+    relayed = hop_receipt("gw-af", "relayed", T0 + 9010, "gw-eu", prev=next_hop.digest, log_index=2)
+    delivered = hop_receipt("gw-eu", "delivered", T0 + 9050, "int-org", prev=next_hop.digest, log_index=1)
     rejected = hop_receipt("gw-eu", "rejected", T0 + 100, "gw-af", reason="E_POLICY_DENIED")
     cases = []
-    for name, signed in (("accepted", accepted), ("relayed", relayed), ("delayed", delayed), ("delivered", delivered), ("rejected", rejected)):
+    chain = (("accepted", accepted), ("delayed", delayed), ("next-hop-accepted", next_hop), ("relayed", relayed), ("delivered", delivered), ("rejected", rejected))
+    for name, signed in chain:
         r = signed.receipt
         cases.append(
             {
@@ -167,7 +169,7 @@ def receipt_vectors() -> dict[str, Any]:
             }
         )
     return {
-        "description": "Heliograph hop receipt known-answer vectors; a chain accepted -> relayed -> delayed -> delivered plus a rejection.",
+        "description": "Heliograph hop receipt known-answer vectors: gw-af accepts, is delayed, hands over to gw-eu (whose accepted receipt names gw-af's last one), records relayed (naming gw-eu's receipt), gw-eu delivers; plus a rejection. Each prev is the digest of an earlier case.",
         "roster": fed.signed.to_bytes().hex(),
         "cases": cases,
     }
