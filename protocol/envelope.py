@@ -36,7 +36,7 @@ from protocol.errors import (
     UnknownMemberError,
 )
 from protocol.header import MESSAGE_ID_SIZE, Envelope, Header
-from protocol.keys import ALG_X25519, DOMAIN_ENVELOPE_HEADER, DOMAIN_MANIFEST, MemberKeys, Rng, key_id, verify_signature
+from protocol.keys import DOMAIN_ENVELOPE_HEADER, DOMAIN_MANIFEST, MemberKeys, Rng, verify_signature
 from protocol.limits import DEFAULT_LIMITS, Limits
 from protocol.roster import KIND_NODE, Roster
 from protocol.sealing import AEAD_KEY_SIZE, AEAD_NONCE_SIZE, aead_open, aead_seal, key_commitment, open_box, seal_box, section_digest
@@ -79,15 +79,15 @@ class Manifest:
     """section id -> (plaintext size, keyed plaintext digest, key commitment)."""
 
     def to_bytes(self) -> bytes:
-        return encoding.encode(
+        return encoding.encode_trusted(  # keys in canonical (sorted) order
             {
-                "v": VERSION,
+                "context": self.context,
                 "message_id": self.message_id,
                 "origin": self.origin,
-                "context": self.context,
-                "tiers": {name: list(secs) for name, secs in self.tiers.items()},
-                "recipients": dict(self.recipients),
-                "sections": {sid: {"size": s, "digest": d, "key_commit": c} for sid, (s, d, c) in self.sections.items()},
+                "recipients": dict(sorted(self.recipients.items())),
+                "sections": {sid: {"digest": d, "key_commit": c, "size": s} for sid, (s, d, c) in sorted(self.sections.items())},
+                "tiers": {name: list(secs) for name, secs in sorted(self.tiers.items())},
+                "v": VERSION,
             }
         )
 
@@ -120,10 +120,12 @@ class Manifest:
                 raise MalformedError(f"tier {name} must list known sections")
             tiers[fields.short_name("tier", name)] = listed
         recipients = {}
-        for member, tier in fields.string_map("recipients", m["recipients"], limits.max_recipients).items():
+        listed_recipients = fields.string_map("recipients", m["recipients"], limits.max_recipients)
+        fields.member_ids("recipient", tuple(listed_recipients))
+        for member, tier in listed_recipients.items():
             if fields.short_name("tier", tier) not in tiers:
                 raise MalformedError(f"recipient {member} is in an unknown tier")
-            recipients[fields.member_id("recipient", member)] = tier
+            recipients[member] = tier
         return cls(
             message_id=fields.fixed_bytes("message_id", m["message_id"], MESSAGE_ID_SIZE),
             origin=fields.member_id("origin", m["origin"]),
@@ -209,11 +211,13 @@ def seal(
     if unread:
         raise MalformedError(f"section(s) {sorted(unread)} are visible to no tier")
     recipient_keys = {}
+    recipient_kids = {}
     for r in sorted(tier_of):
         member = roster.member(r)
         if member.kind != KIND_NODE:
             raise UnknownMemberError(f"recipient {r} is not an agency node")
-        recipient_keys[r] = member.encryption_key_at(now).public
+        recipient_keys[r] = public = member.encryption_key_at(now).public
+        recipient_kids[r] = member.encryption_key_id(public)
 
     message_id = rng(MESSAGE_ID_SIZE)
     # The context digest is independent of the body, so compute it from a provisional header.
@@ -238,7 +242,7 @@ def seal(
     for sid in sorted(sections):
         nonce = rng(AEAD_NONCE_SIZE)
         ct = aead_seal(section_keys[sid], nonce, sections[sid], _SECTION_AD + context + sid.encode())
-        wire_sections.append({"id": sid, "nonce": nonce, "ct": ct})
+        wire_sections.append({"ct": ct, "id": sid, "nonce": nonce})
     manifest = Manifest(
         message_id=message_id,
         origin=sender.member_id,
@@ -250,50 +254,36 @@ def seal(
     manifest_bytes = manifest.to_bytes()
     manifest_key = rng(AEAD_KEY_SIZE)
     manifest_nonce = rng(AEAD_NONCE_SIZE)
-    sealed_manifest = encoding.encode({"v": VERSION, "manifest": manifest_bytes, "sig": sender.sign(DOMAIN_MANIFEST, manifest_bytes)})
+    sealed_manifest = encoding.encode_trusted({"manifest": manifest_bytes, "sig": sender.sign(DOMAIN_MANIFEST, manifest_bytes), "v": VERSION})
     stanzas = []
     for r in sorted(tier_of):
         tier = tier_of[r]
-        stanza = encoding.encode(
+        stanza = encoding.encode_trusted(
             {
-                "v": VERSION,
+                "keys": {sid: section_keys[sid] for sid in sorted(tier.sections)},
+                "manifest_key": manifest_key,
                 "message_id": message_id,
                 "recipient": r,
                 "tier": tier.name,
-                "manifest_key": manifest_key,
-                "keys": {sid: section_keys[sid] for sid in sorted(tier.sections)},
+                "v": VERSION,
             }
         )
-        stanzas.append({"recipient": r, "key_id": key_id(ALG_X25519, recipient_keys[r]), "box": seal_box(recipient_keys[r], stanza, rng)})
-    body = encoding.encode(
+        stanzas.append({"box": seal_box(recipient_keys[r], stanza, rng), "key_id": recipient_kids[r], "recipient": r})
+    body = encoding.encode_trusted(
         {
-            "v": VERSION,
             "manifest": {
                 "commit": key_commitment(manifest_key),
-                "nonce": manifest_nonce,
                 "ct": aead_seal(manifest_key, manifest_nonce, sealed_manifest, _MANIFEST_AD + context),
+                "nonce": manifest_nonce,
             },
             "sections": wire_sections,
             "stanzas": stanzas,
+            "v": VERSION,
         },
     )
-    header = Header(
-        message_id=message_id,
-        origin=sender.member_id,
-        origin_key=sender.signing_key_id,
-        recipients=provisional.recipients,
-        priority=priority,
-        label=label,
-        kind=kind,
-        refs=provisional.refs,
-        created=now,
-        expires=expires,
-        body_digest=hashlib.sha256(body).digest(),
-        max_recipients=limits.max_recipients,
-        max_refs=limits.max_refs,
-    )
+    header = provisional.with_body_digest(hashlib.sha256(body).digest())
     header_bytes = header.to_bytes()
-    envelope = Envelope(header_bytes=header_bytes, signature=sender.sign(DOMAIN_ENVELOPE_HEADER, header_bytes), body=body, limits=limits)
+    envelope = Envelope.from_parts(header, header_bytes, sender.sign(DOMAIN_ENVELOPE_HEADER, header_bytes), body, limits)
     size = len(envelope.to_bytes())
     if size > limits.max_envelope_bytes:
         raise TooLargeError(f"sealed envelope of {size} bytes exceeds the limit of {limits.max_envelope_bytes}")
@@ -325,6 +315,11 @@ def verify_header(envelope: Envelope | bytes, roster: Roster, now: int, *, limit
             raise TooLargeError(f"envelope exceeds the limit of {limits.max_envelope_bytes} bytes")
     else:
         env = Envelope.from_bytes(envelope, limits=limits)
+    return _verify_parsed(env, roster, now, limits)
+
+
+def _verify_parsed(env: Envelope, roster: Roster, now: int, limits: Limits) -> Header:
+    """:func:`verify_header` for an envelope whose size is already checked."""
     header = env.header
     public = roster.check_signing_key(header.origin, header.origin_key, now)
     roster.check_signing_key(header.origin, header.origin_key, min(header.created, now))
@@ -335,9 +330,10 @@ def verify_header(envelope: Envelope | bytes, roster: Roster, now: int, *, limit
         raise NotYetValidError(f"message created {header.created - now} ms in the future")
     if now >= header.expires:
         raise ExpiredError(f"message expired at {header.expires}")
-    for r in header.recipients:
-        if roster.member(r).kind != KIND_NODE:
-            raise UnknownMemberError(f"recipient {r} is not an agency node")
+    if not roster.all_nodes(header.recipients):
+        for r in header.recipients:
+            if roster.member(r).kind != KIND_NODE:
+                raise UnknownMemberError(f"recipient {r} is not an agency node")
     return header
 
 
@@ -351,6 +347,9 @@ class _Body:
     """section id -> (nonce, ciphertext)."""
     stanzas: dict[str, tuple[bytes, bytes]]
     """recipient -> (X25519 key id, sealed box)."""
+
+
+_STANZA_FIELDS = frozenset({"recipient", "key_id", "box"})
 
 
 def _parse_body(data: bytes, limits: Limits) -> _Body:
@@ -367,12 +366,17 @@ def _parse_body(data: bytes, limits: Limits) -> _Body:
             raise MalformedError("body.sections: must be sorted by id with no duplicates")
         sections[sid] = (fields.fixed_bytes("nonce", sm["nonce"], AEAD_NONCE_SIZE), fields.typed("ct", sm["ct"], bytes))
     stanzas: dict[str, tuple[bytes, bytes]] = {}
+    prev = ""
     for i, item in enumerate(fields.array("body.stanzas", m["stanzas"], limits.max_recipients)):
-        st = fields.check_keys(f"body.stanzas[{i}]", item, frozenset({"recipient", "key_id", "box"}))
-        rid = fields.member_id("stanza recipient", st["recipient"])
-        if stanzas and rid <= max(stanzas):
+        if type(item) is not dict or item.keys() != _STANZA_FIELDS:
+            fields.check_keys(f"body.stanzas[{i}]", item, _STANZA_FIELDS)
+        rid = item["recipient"]
+        # Not checked as a member id here: the caller requires the stanza recipients to equal the
+        # header's (validated, sorted) recipients, which implies it.
+        if type(rid) is not str or rid <= prev:
             raise MalformedError("body.stanzas: must be sorted by recipient with no duplicates")
-        stanzas[rid] = (fields.fixed_bytes("key_id", st["key_id"], 8), fields.typed("box", st["box"], bytes))
+        stanzas[rid] = (fields.fixed_bytes("key_id", item["key_id"], 8), fields.typed("box", item["box"], bytes))
+        prev = rid
     return _Body(manifest=manifest, sections=sections, stanzas=stanzas)
 
 
@@ -395,8 +399,12 @@ def open_envelope(envelope: Envelope | bytes, my_keys: MemberKeys, roster: Roste
         DecryptError: Anything wrong past the header, deliberately opaque.
         HeliographError: Any error :func:`verify_header` raises.
     """
-    env = envelope if isinstance(envelope, Envelope) else Envelope.from_bytes(envelope, limits=limits)
-    header = verify_header(env, roster, now, limits=limits)
+    if isinstance(envelope, Envelope):
+        env = envelope
+        header = verify_header(env, roster, now, limits=limits)
+    else:
+        env = Envelope.from_bytes(envelope, limits=limits)
+        header = _verify_parsed(env, roster, now, limits)
     me = my_keys.member_id
     if me not in header.recipients:
         raise NotRecipientError(f"{me} is not a recipient of this message")

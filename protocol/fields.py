@@ -7,7 +7,7 @@ unknown field or a field of the wrong type always becomes a precise
 
 from __future__ import annotations
 
-import itertools
+import operator
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -124,6 +124,27 @@ def member_id(where: str, value: Any) -> str:
     return value
 
 
+_STR_ONLY = frozenset({str})
+_VALID_MEMBER_IDS: set[str] = set()
+"""Memo of ids that passed :func:`member_id` (a pure predicate), bounded in size."""
+
+
+def member_ids(where: str, values: tuple[Any, ...]) -> tuple[str, ...]:
+    """Check many member ids at once; ids seen valid before cost one set lookup.
+
+    Raises:
+        MalformedError: Any of ``values`` is not a valid member id (the first is named).
+    """
+    if {*map(type, values)} <= _STR_ONLY and _VALID_MEMBER_IDS.issuperset(values):
+        return values
+    for value in values:
+        member_id(where, value)
+    if len(_VALID_MEMBER_IDS) > 1 << 16:
+        _VALID_MEMBER_IDS.clear()
+    _VALID_MEMBER_IDS.update(values)
+    return values
+
+
 def short_name(where: str, value: Any) -> str:
     """Return ``value`` if it is a valid section or tier name.
 
@@ -152,9 +173,8 @@ def sorted_unique(where: str, items: tuple[T, ...]) -> tuple[T, ...]:
     Raises:
         MalformedError: Otherwise.
     """
-    for before, after in itertools.pairwise(items):
-        if not before < after:  # type: ignore[operator]
-            raise MalformedError(f"{where}: must be sorted with no duplicates")
+    if not all(map(operator.lt, items, items[1:])):  # type: ignore[arg-type]
+        raise MalformedError(f"{where}: must be sorted with no duplicates")
     return items
 
 

@@ -54,8 +54,7 @@ class Header:
             raise MalformedError("recipients: at least one recipient is required")
         if len(self.recipients) > self.max_recipients:
             raise MalformedError(f"recipients: more than {self.max_recipients}")
-        for r in self.recipients:
-            fields.member_id("recipients", r)
+        fields.member_ids("recipients", self.recipients)
         fields.sorted_unique("recipients", self.recipients)
         fields.one_of("priority", self.priority, PRIORITIES)
         fields.one_of("label", self.label, LABELS)
@@ -73,24 +72,33 @@ class Header:
             raise MalformedError("expires must be later than created")
         fields.fixed_bytes("body_digest", self.body_digest, 32)
 
+    def with_body_digest(self, body_digest: bytes) -> Header:
+        """Return a copy with another ``body_digest`` without re-validating the other fields."""
+        fields.fixed_bytes("body_digest", body_digest, 32)
+        new = object.__new__(Header)
+        for name in Header.__slots__:
+            object.__setattr__(new, name, getattr(self, name))
+        object.__setattr__(new, "body_digest", body_digest)
+        return new
+
     def _wire(self) -> dict[str, Any]:
-        return {
-            "v": VERSION,
+        return {  # keys in canonical (sorted) order: encoded with encode_trusted
+            "body_digest": self.body_digest,
+            "created": self.created,
+            "expires": self.expires,
+            "kind": self.kind,
+            "label": self.label,
             "message_id": self.message_id,
             "origin": self.origin,
             "origin_key": self.origin_key,
-            "recipients": list(self.recipients),
             "priority": self.priority,
-            "label": self.label,
-            "kind": self.kind,
+            "recipients": list(self.recipients),
             "refs": list(self.refs),
-            "created": self.created,
-            "expires": self.expires,
-            "body_digest": self.body_digest,
+            "v": VERSION,
         }
 
     def to_bytes(self) -> bytes:
-        return encoding.encode(self._wire())
+        return encoding.encode_trusted(self._wire())
 
     @property
     def context_digest(self) -> bytes:
@@ -101,7 +109,7 @@ class Header:
         """
         wire = self._wire()
         del wire["body_digest"]
-        return hashlib.sha256(b"heliograph/envelope-context/v1\x00" + encoding.encode(wire)).digest()
+        return hashlib.sha256(b"heliograph/envelope-context/v1\x00" + encoding.encode_trusted(wire)).digest()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Header:
@@ -145,6 +153,15 @@ class Envelope:
         fields.typed("body", self.body, bytes)
         object.__setattr__(self, "header", Header.from_bytes(self.header_bytes, limits=self.limits))
 
+    @classmethod
+    def from_parts(cls, header: Header, header_bytes: bytes, signature: bytes, body: bytes, limits: Limits = DEFAULT_LIMITS) -> Envelope:
+        """Build the frame from a header object and its exact bytes, without parsing them again (for seal)."""
+        env = object.__new__(cls)
+        for name, value in (("header_bytes", header_bytes), ("signature", signature), ("body", body), ("header", header), ("limits", limits)):
+            object.__setattr__(env, name, value)
+        fields.fixed_bytes("sig", signature, 64)
+        return env
+
     @property
     def message_id(self) -> bytes:
         return self.header.message_id
@@ -155,7 +172,7 @@ class Envelope:
         return hashlib.sha256(self.header_bytes).digest()
 
     def to_bytes(self) -> bytes:
-        return encoding.encode({"v": VERSION, "header": self.header_bytes, "sig": self.signature, "body": self.body})
+        return encoding.encode_trusted({"body": self.body, "header": self.header_bytes, "sig": self.signature, "v": VERSION})
 
     @classmethod
     def from_bytes(cls, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Envelope:

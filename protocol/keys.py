@@ -231,12 +231,14 @@ class MemberKeys:
     _signer: nacl.signing.SigningKey = field(init=False, repr=False, compare=False)
     _log_signer: nacl.signing.SigningKey = field(init=False, repr=False, compare=False)
     _box_key: nacl.public.PrivateKey = field(init=False, repr=False, compare=False)
+    _signing_key_id: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields.member_id("member_id", self.member_id)
         object.__setattr__(self, "_signer", nacl.signing.SigningKey(fields.fixed_bytes("signing_seed", self.signing_seed, 32)))
         object.__setattr__(self, "_log_signer", nacl.signing.SigningKey(fields.fixed_bytes("log_seed", self.log_seed, 32)))
         object.__setattr__(self, "_box_key", nacl.public.PrivateKey(fields.fixed_bytes("encryption_secret", self.encryption_secret, 32)))
+        object.__setattr__(self, "_signing_key_id", key_id(ALG_ED25519, bytes(self._signer.verify_key)))
 
     @classmethod
     def generate(cls, member_id: str, rng: Rng) -> MemberKeys:
@@ -258,7 +260,7 @@ class MemberKeys:
 
     @property
     def signing_key_id(self) -> bytes:
-        return key_id(ALG_ED25519, self.signing_public)
+        return self._signing_key_id
 
     @property
     def encryption_public(self) -> bytes:

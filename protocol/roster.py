@@ -115,6 +115,9 @@ class Member:
     encryption_keys: tuple[RosterKey, ...]
     home_gateway: str | None = None
     display_name: str = ""
+    _signing_by_id: dict[bytes, RosterKey] = field(init=False, repr=False, compare=False)
+    _encryption_ids: dict[bytes, bytes] = field(init=False, repr=False, compare=False)
+    """X25519 public key -> key id."""
 
     def __post_init__(self) -> None:
         fields.member_id("member.id", self.id)
@@ -133,6 +136,10 @@ class Member:
             ids = [key_id(alg, k.public) for k in keys]
             if len(set(ids)) != len(ids):
                 raise MalformedError(f"member {self.id}: duplicate key")
+            if alg == ALG_ED25519:
+                object.__setattr__(self, "_signing_by_id", dict(zip(ids, keys, strict=True)))
+            else:
+                object.__setattr__(self, "_encryption_ids", {k.public: i for i, k in zip(ids, keys, strict=True)})
         if self.kind == KIND_NODE:
             fields.member_id(f"member {self.id}: home_gateway", self.home_gateway)
         elif self.home_gateway is not None:
@@ -144,10 +151,14 @@ class Member:
         Raises:
             UnknownKeyError: The member has no such key.
         """
-        for key in self.signing_keys:
-            if key_id(ALG_ED25519, key.public) == kid:
-                return key
+        key = self._signing_by_id.get(kid)
+        if key is not None:
+            return key
         raise UnknownKeyError(f"member {self.id} has no signing key {kid.hex()}")
+
+    def encryption_key_id(self, public: bytes) -> bytes:
+        """The key id of one of this member's encryption keys (computed once, at roster load)."""
+        return self._encryption_ids[public]
 
     def encryption_key_at(self, at: int) -> RosterKey:
         """Return the encryption key to seal to at ``at``: the newest valid one.
@@ -222,6 +233,7 @@ class Roster:
     authorities: tuple[Authority, ...]
     members: tuple[Member, ...]
     _index: dict[str, Member] = field(init=False, repr=False, compare=False)
+    _node_ids: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields.member_id("federation", self.federation)
@@ -248,6 +260,11 @@ class Roster:
                 if home is None or home.kind != KIND_GATEWAY:
                     raise MalformedError(f"member {member.id}: home_gateway {member.home_gateway} is not a gateway in this roster")
         object.__setattr__(self, "_index", by_id)
+        object.__setattr__(self, "_node_ids", frozenset(m.id for m in self.members if m.kind == KIND_NODE))
+
+    def all_nodes(self, member_ids: tuple[str, ...]) -> bool:
+        """True if every id names an agency node of this roster (one set operation)."""
+        return self._node_ids.issuperset(member_ids)
 
     def member(self, member_id: str) -> Member:
         """Return the member called ``member_id``.
