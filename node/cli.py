@@ -55,6 +55,25 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.log_verifier import verify_log
+
+    if args.proofs not in ("auto", "all") and not args.proofs.isdigit():
+        print("error: --proofs takes auto, all or a number", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(verify_log(args.url, args.vkey.strip(), state=Path(args.state) if args.state else None, proofs=args.proofs))
+    except OSError as exc:  # aiohttp's connection errors derive from OSError
+        print(f"error [E_UNREACHABLE]: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    for line in report.lines:
+        print(f"ok  {line}")
+    print("log verified")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heliograph", description="Federated secure messaging and rapid-alert gateway.")
     parser.add_argument("--version", action="version", version=f"heliograph {_version()}")
@@ -70,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     show = keys_sub.add_parser("show", help="print the public identity of a secret key file")
     show.add_argument("file")
     show.set_defaults(handler=cmd_keys_show)
+
+    log_cmd = sub.add_parser("log", help="verify a hop's transparency log")
+    log_sub = log_cmd.add_subparsers(dest="log_command", metavar="SUBCOMMAND")
+    verify = log_sub.add_parser("verify", help="verify a log end to end, as an oversight body would")
+    verify.add_argument("url", help="base URL of the hop, e.g. http://127.0.0.1:7100")
+    verify.add_argument("--vkey", required=True, help="the log's C2SP verifier key, as listed for the member in the roster")
+    verify.add_argument("--state", help="file with the last verified checkpoint; a consistency proof from it is demanded, then it is updated")
+    verify.add_argument("--proofs", default="auto", help="inclusion proofs to audit: auto (all up to 4096 entries, else 256 sampled), all, or a number")
+    verify.set_defaults(handler=cmd_log_verify)
     return parser
 
 

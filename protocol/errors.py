@@ -143,12 +143,51 @@ class PolicyDeniedError(HeliographError):
     http_status = 403
 
 
+class BadRequestError(HeliographError):
+    """An HTTP request with missing or invalid parameters."""
+
+    code = "E_BAD_REQUEST"
+    http_status = 400
+
+
+class NotFoundError(HeliographError):
+    """The requested resource does not exist."""
+
+    code = "E_NOT_FOUND"
+    http_status = 404
+
+
 class RosterError(HeliographError):
     """A roster that does not verify: threshold, version chain or expiry."""
 
     code = "E_ROSTER"
     http_status = 400
     default_hint = "Obtain a roster signed by a threshold of the current authorities."
+
+
+class ProofError(HeliographError):
+    """A Merkle inclusion or consistency proof that does not verify, whatever the reason.
+
+    Raised for wrong sizes, wrong lengths and wrong hashes alike, so callers
+    handle one error and a verifier never leaks which step failed.
+    """
+
+    code = "E_BAD_PROOF"
+    http_status = 422
+    default_hint = "Fetch a fresh proof for the exact sizes and roots you hold."
+
+
+class CheckpointError(HeliographError):
+    """A signed checkpoint that is well formed but not acceptable.
+
+    No signature by the expected key, a checkpoint for another log, or a
+    missing cosignature. A present but invalid signature by the expected key is
+    a :class:`BadSignatureError` instead.
+    """
+
+    code = "E_BAD_CHECKPOINT"
+    http_status = 422
+    default_hint = "Check that the log's vkey (or the cosigner's) is the one configured for this origin."
 
 
 ALL_ERRORS: tuple[type[HeliographError], ...] = (
@@ -168,5 +207,9 @@ ALL_ERRORS: tuple[type[HeliographError], ...] = (
     DecryptError,
     PolicyDeniedError,
     RosterError,
+    BadRequestError,
+    NotFoundError,
+    ProofError,
+    CheckpointError,
 )
 """Every error class, for tests that check codes stay unique and stable."""

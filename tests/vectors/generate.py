@@ -151,7 +151,14 @@ def receipt_vectors() -> dict[str, Any]:
     delivered = hop_receipt("gw-eu", "delivered", T0 + 9050, "int-org", prev=next_hop.digest, log_index=1)
     rejected = hop_receipt("gw-eu", "rejected", T0 + 100, "gw-af", reason="E_POLICY_DENIED")
     cases = []
-    chain = (("accepted", accepted), ("delayed", delayed), ("next-hop-accepted", next_hop), ("relayed", relayed), ("delivered", delivered), ("rejected", rejected))
+    chain = (
+        ("accepted", accepted),
+        ("delayed", delayed),
+        ("next-hop-accepted", next_hop),
+        ("relayed", relayed),
+        ("delivered", delivered),
+        ("rejected", rejected),
+    )
     for name, signed in chain:
         r = signed.receipt
         cases.append(
@@ -169,7 +176,11 @@ def receipt_vectors() -> dict[str, Any]:
             }
         )
     return {
-        "description": "Heliograph hop receipt known-answer vectors: gw-af accepts, is delayed, hands over to gw-eu (whose accepted receipt names gw-af's last one), records relayed (naming gw-eu's receipt), gw-eu delivers; plus a rejection. Each prev is the digest of an earlier case.",
+        "description": (
+            "Heliograph hop receipt known-answer vectors: gw-af accepts, is delayed, hands over to gw-eu (whose accepted receipt"
+            " names gw-af's last one), records relayed (naming gw-eu's receipt), gw-eu delivers; plus a rejection."
+            " Each prev is the digest of an earlier case."
+        ),
         "roster": fed.signed.to_bytes().hex(),
         "cases": cases,
     }

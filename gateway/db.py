@@ -1,0 +1,82 @@
+"""SQLite plumbing shared by every store: open in WAL mode, apply numbered migrations.
+
+Each store (the audit log today; queues and inboxes later) owns a *component*
+name and a list of numbered SQL migrations. They are applied at start-up, each
+in its own ``BEGIN IMMEDIATE`` transaction together with the bump of the
+component's version in ``schema_migrations``, so a crash mid-upgrade leaves the
+database at the previous version, never half-migrated. Backups are just the
+database file (use ``sqlite3 .backup`` or copy it while the hop is stopped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from protocol.errors import HeliographError
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+
+class StorageError(HeliographError):
+    """The store cannot be opened, migrated or written."""
+
+    code = "E_STORAGE"
+    http_status = 503
+    default_hint = "Check the data directory's permissions and free space."
+
+
+async def open_db(path: Path | str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, read_only: bool = False) -> aiosqlite.Connection:
+    """Open ``path`` in WAL mode with explicit transactions (autocommit off in SQLite terms).
+
+    Raises:
+        StorageError: The file cannot be opened or is not a database.
+    """
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise StorageError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+    try:
+        if read_only:
+            conn = await aiosqlite.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None)
+        else:
+            conn = await aiosqlite.connect(str(path), isolation_level=None)
+    except Exception as exc:  # sqlite3.Error, OSError: both mean "cannot use this file"
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if not read_only:
+            await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except Exception as exc:
+        await conn.close()
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    return conn
+
+
+async def migrate(conn: aiosqlite.Connection, component: str, migrations: Sequence[str]) -> int:
+    """Apply the not-yet-applied ``migrations`` of ``component``; return its version.
+
+    Raises:
+        StorageError: A migration fails, or the database is newer than this code.
+    """
+    await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    rows = await conn.execute_fetchall("SELECT version FROM schema_migrations WHERE component = ?", (component,))
+    current = rows[0][0] if rows else 0
+    if current > len(migrations):
+        raise StorageError(f"database {component} schema v{current} is newer than this software (v{len(migrations)})", hint="Upgrade Heliograph.")
+    for number in range(current + 1, len(migrations) + 1):
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            for statement in migrations[number - 1].split(";\n"):
+                if statement.strip():
+                    await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (component, version) VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                (component, number),
+            )
+            await conn.execute("COMMIT")
+        except Exception as exc:
+            await conn.execute("ROLLBACK")
+            raise StorageError(f"migration {component} #{number} failed: {exc}") from None
+    return len(migrations)

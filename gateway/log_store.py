@@ -1,0 +1,299 @@
+"""The hop's audit log: an RFC 9162 Merkle tree in SQLite with signed C2SP checkpoints.
+
+Layout (migration 1):
+
+* ``log_leaves(idx, data)``: the exact leaf bytes (signed receipts);
+* ``log_nodes(level, idx, hash)``: every *perfect* subtree hash, level 0 being
+  the leaf hashes. These never change once written, so an append costs
+  O(log n) writes (amortised two) and any proof at any past tree size costs
+  O(log n) reads. The tree is never rebuilt at start-up;
+* ``log_head``: the single row with the current size, root and checkpoint;
+* ``log_checkpoints``: every checkpoint ever signed, one per batch.
+
+A single sequencer task per process batches appends. Each batch runs in one
+``BEGIN IMMEDIATE`` transaction that re-reads the head, so a second process
+appending to the same file waits for the lock and then builds on the first
+one's tree: the log can never fork. The head update is additionally guarded by
+a compare-and-swap on the previous size. Every checkpoint extends the previous
+one (the new tree is computed from the old tree's right edge), so a consistency
+proof exists between any two checkpoints the log signs. ``append`` returns only
+after its batch has committed, with the leaf's index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosqlite
+import nacl.signing
+import structlog
+
+from gateway.db import StorageError, migrate, open_db
+from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.errors import BadRequestError
+from protocol.merkle import CompactRange, consistency_ranges, inclusion_ranges, leaf_hash, range_hash, range_subtrees
+
+log = structlog.get_logger("heliograph.log")
+
+MIGRATIONS = (
+    """CREATE TABLE log_leaves (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE log_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, checkpoint TEXT NOT NULL);
+CREATE TABLE log_checkpoints (size INTEGER PRIMARY KEY, checkpoint TEXT NOT NULL)""",
+)
+
+LeafBuilder = Callable[[int], bytes]
+MAX_ENTRIES_PER_CALL = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """Sequencer limits: a batch closes at ``batch_max`` leaves or ``batch_wait_s``."""
+
+    batch_max: int = 1000
+    batch_wait_s: float = 0.0
+    synchronous: str = "FULL"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_max <= 100_000 or not 0.0 <= self.batch_wait_s <= 0.2:
+            raise StorageError("log batch_max must be 1..100000 and batch_wait_s 0..0.2")
+
+
+@dataclass(slots=True)
+class _Pending:
+    build: LeafBuilder
+    done: asyncio.Future[tuple[int, bytes]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class LogStore:
+    """An append-only, verifiable log in one SQLite file. Create with :meth:`open`."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, origin: str, signer: nacl.signing.SigningKey, config: LogConfig) -> None:
+        self._writer = writer
+        self._reader = reader
+        self.origin = origin
+        self._signer = signer
+        self._config = config
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path | str, *, origin: str, signer: nacl.signing.SigningKey, config: LogConfig | None = None) -> LogStore:
+        """Open (creating if needed) the log at ``path`` and start its sequencer.
+
+        Raises:
+            StorageError: The database cannot be opened or migrated.
+        """
+        config = config or LogConfig()
+        writer = await open_db(path, synchronous=config.synchronous)
+        try:
+            await migrate(writer, "log", MIGRATIONS)
+            reader = await open_db(path, synchronous=config.synchronous)
+        except BaseException:
+            await writer.close()
+            raise
+        store = cls(writer, reader, origin, signer, config)
+        try:
+            await store._init_head()
+        except BaseException:
+            await writer.close()
+            await reader.close()
+            raise
+        store._task = asyncio.create_task(store._sequence(), name="log-sequencer")
+        return store
+
+    async def _init_head(self) -> None:
+        await self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            rows = await self._writer.execute_fetchall("SELECT size FROM log_head WHERE id = 1")
+            if not rows:
+                note = self._sign(0, CompactRange().root())
+                await self._writer.execute("INSERT INTO log_head (id, size, checkpoint) VALUES (1, 0, ?)", (note,))
+                await self._writer.execute("INSERT INTO log_checkpoints (size, checkpoint) VALUES (0, ?)", (note,))
+            await self._writer.execute("COMMIT")
+        except BaseException:
+            await self._writer.execute("ROLLBACK")
+            raise
+
+    def _sign(self, size: int, root: bytes) -> str:
+        return sign_checkpoint(Checkpoint(origin=self.origin, size=size, root=root), self.origin, self._signer).to_text()
+
+    async def append(self, leaf: bytes) -> int:
+        """Append ``leaf`` and return its index once it is durably committed.
+
+        Raises:
+            StorageError: The batch could not be committed (nothing was appended).
+        """
+        index, _ = await self.append_built(lambda _index: leaf)
+        return index
+
+    async def append_built(self, build: LeafBuilder) -> tuple[int, bytes]:
+        """Append the leaf ``build(index)`` returns, for leaves that carry their own index.
+
+        ``build`` runs inside the sequencer's transaction; if it raises, that
+        leaf is skipped (its index goes to the next leaf) and the error is
+        re-raised here.
+
+        Raises:
+            StorageError: The log is closed or the batch could not be committed.
+        """
+        if self._closed:
+            raise StorageError("the log is closed")
+        pending = _Pending(build=build)
+        await self._queue.put(pending)
+        return await pending.done
+
+    async def _sequence(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            if self._config.batch_wait_s:
+                await asyncio.sleep(self._config.batch_wait_s)
+            while len(batch) < self._config.batch_max and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            try:
+                await self._commit_batch(batch)
+            except Exception as exc:
+                error = exc if isinstance(exc, StorageError) else StorageError(f"log append failed: {exc}")
+                log.error("log_batch_failed", error=str(exc), batch=len(batch))
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(error)
+
+    async def _commit_batch(self, batch: Sequence[_Pending]) -> None:
+        db = self._writer
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            size = (await db.execute_fetchall("SELECT size FROM log_head WHERE id = 1"))[0][0]
+            edge = CompactRange.from_subtrees(size, await self._lookup(db, range_subtrees(0, size) if size else []))
+            leaves: list[tuple[int, bytes]] = []
+            nodes: list[tuple[int, int, bytes]] = []
+            results: list[tuple[_Pending, int, bytes]] = []
+            failures: list[tuple[_Pending, BaseException]] = []
+            for item in batch:
+                index = size + len(leaves)
+                try:
+                    data = item.build(index)
+                    if not isinstance(data, bytes):
+                        raise StorageError("a log leaf must be bytes")
+                except Exception as exc:
+                    failures.append((item, exc))
+                    continue
+                leaves.append((index, data))
+                nodes.extend(edge.append(leaf_hash(data)))
+                results.append((item, index, data))
+            if leaves:
+                new_size = size + len(leaves)
+                note = self._sign(new_size, edge.root())
+                await db.executemany("INSERT INTO log_leaves (idx, data) VALUES (?, ?)", leaves)
+                await db.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+                cursor = await db.execute("UPDATE log_head SET size = ?, checkpoint = ? WHERE id = 1 AND size = ?", (new_size, note, size))
+                if cursor.rowcount != 1:
+                    raise StorageError("log head moved during a locked append (another writer without the lock?)")
+                await db.execute("INSERT INTO log_checkpoints (size, checkpoint) VALUES (?, ?)", (new_size, note))
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await db.execute("ROLLBACK")
+            raise
+        for item, index, data in results:
+            if not item.done.done():
+                item.done.set_result((index, data))
+        for item, exc in failures:
+            if not item.done.done():
+                item.done.set_exception(exc)
+
+    @staticmethod
+    async def _lookup(db: aiosqlite.Connection, wanted: Sequence[tuple[int, int]]) -> Callable[[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        unique = sorted(set(wanted))
+        for chunk_start in range(0, len(unique), 400):
+            chunk = unique[chunk_start : chunk_start + 400]
+            placeholders = ",".join("(?, ?)" for _ in chunk)
+            params = [v for pair in chunk for v in pair]
+            rows = await db.execute_fetchall(f"SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES {placeholders})", params)  # noqa: S608 - placeholders only
+            found.update({(level, idx): bytes(h) for level, idx, h in rows})
+
+        def lookup(level: int, idx: int) -> bytes:
+            try:
+                return found[(level, idx)]
+            except KeyError:
+                raise StorageError(f"log node ({level}, {idx}) is missing: the database is damaged") from None
+
+        return lookup
+
+    async def size(self) -> int:
+        """The size of the latest committed tree."""
+        return int((await self._reader.execute_fetchall("SELECT size FROM log_head WHERE id = 1"))[0][0])
+
+    async def checkpoint(self) -> str:
+        """The latest signed checkpoint, as C2SP note text."""
+        return str((await self._reader.execute_fetchall("SELECT checkpoint FROM log_head WHERE id = 1"))[0][0])
+
+    async def checkpoints(self) -> list[tuple[int, str]]:
+        """Every checkpoint this log has signed, oldest first."""
+        return [(int(s), str(c)) for s, c in await self._reader.execute_fetchall("SELECT size, checkpoint FROM log_checkpoints ORDER BY size")]
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        """Leaves [start, end) of the committed tree, at most 1000.
+
+        Raises:
+            BadRequestError: Bad range, more than 1000 entries, or past the tree size.
+        """
+        size = await self.size()
+        if not 0 <= start < end or end - start > MAX_ENTRIES_PER_CALL:
+            raise BadRequestError(f"need 0 <= start < end and at most {MAX_ENTRIES_PER_CALL} entries per call")
+        if end > size:
+            raise BadRequestError(f"end {end} is past the tree size {size}")
+        rows = await self._reader.execute_fetchall("SELECT data FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        return [bytes(r[0]) for r in rows]
+
+    async def _proof(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        wanted = [st for s, e in ranges for st in range_subtrees(s, e)]
+        lookup = await self._lookup(self._reader, wanted)
+        return [range_hash(s, e, lookup) for s, e in ranges]
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof for leaf ``index`` in the tree of ``size``.
+
+        Raises:
+            BadRequestError: ``index`` or ``size`` out of range.
+        """
+        current = await self.size()
+        if not 0 <= index < size <= current:
+            raise BadRequestError(f"need 0 <= index < size <= {current}")
+        return await self._proof(inclusion_ranges(index, size))
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 consistency proof between tree sizes ``first`` and ``second``.
+
+        Raises:
+            BadRequestError: Sizes out of range.
+        """
+        current = await self.size()
+        if not 0 <= first <= second <= current:
+            raise BadRequestError(f"need 0 <= first <= second <= {current}")
+        return await self._proof(consistency_ranges(first, second))
+
+    async def close(self) -> None:
+        """Stop the sequencer after the batches already queued, then close the files."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._queue.put(None)
+        if self._task is not None:
+            await self._task
+        await self._writer.close()
+        await self._reader.close()
