@@ -14,8 +14,6 @@ Whether checkpoints are *consistent* is a Merkle question (:mod:`protocol.merkle
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -44,18 +42,8 @@ _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f]")  # below U+0020, except newlin
 _SIZE_RE = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(where: str, text: str) -> bytes:
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise MalformedError(f"{where}: not valid base64") from None
-    if _b64(raw) != text:
-        raise MalformedError(f"{where}: not canonical base64")
-    return raw
+_b64 = fields.b64
+_unb64 = fields.unb64
 
 
 def _utf8(where: str, text: object, *, line: bool = False) -> bytes:

@@ -7,6 +7,8 @@ unknown field or a field of the wrong type always becomes a precise
 
 from __future__ import annotations
 
+import base64
+import binascii
 import operator
 import re
 from collections.abc import Mapping
@@ -189,3 +191,25 @@ def array(where: str, value: Any, max_items: int) -> list[Any]:
     if len(value) > max_items:
         raise MalformedError(f"{where}: more than {max_items} items")
     return value
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 with padding."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(where: str, text: object) -> bytes:
+    """Decode canonical standard base64 (re-encoding must give ``text`` back).
+
+    Raises:
+        MalformedError: Not text, not base64, or not canonical.
+    """
+    if not isinstance(text, str):
+        raise MalformedError(f"{where}: expected base64 text")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise MalformedError(f"{where}: not valid base64") from None
+    if b64(raw) != text:
+        raise MalformedError(f"{where}: not canonical base64")
+    return raw

@@ -77,20 +77,11 @@ def verify_signature(public: bytes, domain: bytes, data: bytes, signature: bytes
         raise BadSignatureError(f"{domain.decode()} signature does not verify") from None
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+_b64 = fields.b64
 
 
 def _unb64(where: str, text: object, size: int) -> bytes:
-    if not isinstance(text, str):
-        raise MalformedError(f"{where}: expected base64 text")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise MalformedError(f"{where}: not valid base64") from None
-    if _b64(raw) != text:
-        raise MalformedError(f"{where}: not canonical base64")
-    return fields.fixed_bytes(where, raw, size)
+    return fields.fixed_bytes(where, fields.unb64(where, text), size)
 
 
 def log_origin(member: str) -> str:
