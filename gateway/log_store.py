@@ -27,6 +27,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import nacl.signing
@@ -47,6 +48,9 @@ CREATE TABLE log_checkpoints (size INTEGER PRIMARY KEY, checkpoint TEXT NOT NULL
 )
 
 LeafBuilder = Callable[[int], bytes]
+Statement = tuple[str, Sequence[Any]]
+EffectBuilder = Callable[[int | None, bytes | None], Sequence[Statement]]
+"""Given the leaf's index and bytes (None for a write without a leaf), the SQL to run in the same transaction."""
 MAX_ENTRIES_PER_CALL = 1000
 
 
@@ -65,8 +69,20 @@ class LogConfig:
 
 @dataclass(slots=True)
 class _Pending:
-    build: LeafBuilder
-    done: asyncio.Future[tuple[int, bytes]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    build: LeafBuilder | None
+    effects: EffectBuilder | None = None
+    done: asyncio.Future[tuple[int | None, bytes | None]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def _group(statements: Sequence[Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
+    """Merge runs of the same SQL into one ``executemany`` (one thread hop per run)."""
+    grouped: list[tuple[str, list[Sequence[Any]]]] = []
+    for sql, params in statements:
+        if grouped and grouped[-1][0] == sql:
+            grouped[-1][1].append(params)
+        else:
+            grouped.append((sql, [params]))
+    return grouped
 
 
 class LogStore:
@@ -142,9 +158,26 @@ class LogStore:
         Raises:
             StorageError: The log is closed or the batch could not be committed.
         """
+        index, data = await self.submit(build)
+        assert index is not None and data is not None
+        return index, data
+
+    async def submit(self, build: LeafBuilder | None, effects: EffectBuilder | None = None) -> tuple[int | None, bytes | None]:
+        """Run one unit of work in the sequencer's next batch transaction.
+
+        With ``build``, a leaf is appended as in :meth:`append_built`. Then
+        ``effects(index, leaf)`` returns SQL statements executed in the same
+        transaction, so other tables of the same database (the hop's queues)
+        change atomically with the log and share its group commit. Without
+        ``build`` this is a plain batched write. Statements are our own code:
+        if one fails the whole batch fails and every caller gets the error.
+
+        Raises:
+            StorageError: The log is closed or the batch could not be committed.
+        """
         if self._closed:
             raise StorageError("the log is closed")
-        pending = _Pending(build=build)
+        pending = _Pending(build=build, effects=effects)
         await self._queue.put(pending)
         return await pending.done
 
@@ -180,19 +213,26 @@ class LogStore:
             edge = CompactRange.from_subtrees(size, await self._lookup(db, range_subtrees(0, size) if size else []))
             leaves: list[tuple[int, bytes]] = []
             nodes: list[tuple[int, int, bytes]] = []
-            results: list[tuple[_Pending, int, bytes]] = []
+            results: list[tuple[_Pending, int | None, bytes | None]] = []
             failures: list[tuple[_Pending, BaseException]] = []
+            statements: list[Statement] = []
             for item in batch:
-                index = size + len(leaves)
+                index: int | None = None
+                data: bytes | None = None
                 try:
-                    data = item.build(index)
-                    if not isinstance(data, bytes):
-                        raise StorageError("a log leaf must be bytes")
+                    if item.build is not None:
+                        index = size + len(leaves)
+                        data = item.build(index)
+                        if not isinstance(data, bytes):
+                            raise StorageError("a log leaf must be bytes")
+                    extra = item.effects(index, data) if item.effects is not None else ()
                 except Exception as exc:
                     failures.append((item, exc))
                     continue
-                leaves.append((index, data))
-                nodes.extend(edge.append(leaf_hash(data)))
+                if index is not None and data is not None:
+                    leaves.append((index, data))
+                    nodes.extend(edge.append(leaf_hash(data)))
+                statements.extend(extra)
                 results.append((item, index, data))
             if leaves:
                 new_size = size + len(leaves)
@@ -203,6 +243,8 @@ class LogStore:
                 if cursor.rowcount != 1:
                     raise StorageError("log head moved during a locked append (another writer without the lock?)")
                 await db.execute("INSERT INTO log_checkpoints (size, checkpoint) VALUES (?, ?)", (new_size, note))
+            for sql, rows in _group(statements):
+                await db.executemany(sql, rows)
             await db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):

@@ -150,3 +150,27 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE schema_migrations SET version = 99 WHERE component = 'log'")
     with pytest.raises(StorageError, match="newer"):
         await open_store(path)
+
+
+async def test_effects_commit_atomically_with_the_leaf(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    store = await open_store(path)
+    try:
+        await store.submit(None, lambda i, d: [("CREATE TABLE side (idx INTEGER, note TEXT)", ())])
+
+        def effects(index: int | None, data: bytes | None) -> list[tuple[str, tuple[object, ...]]]:
+            return [("INSERT INTO side (idx, note) VALUES (?, ?)", (index, "a")), ("INSERT INTO side (idx, note) VALUES (?, ?)", (index, "b"))]
+
+        results = await asyncio.gather(*(store.submit(lambda i: b"leaf %d" % i, effects) for _ in range(5)))
+        assert sorted(r[0] for r in results) == [0, 1, 2, 3, 4]  # type: ignore[type-var]
+
+        def broken(index: int | None, data: bytes | None) -> list[tuple[str, tuple[object, ...]]]:
+            return [("INSERT INTO no_such_table VALUES (?)", (1,))]
+
+        with pytest.raises(StorageError):
+            await store.submit(lambda i: b"doomed", broken)
+        assert await store.size() == 5, "a failed batch appends nothing"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM side").fetchone()[0] == 10
