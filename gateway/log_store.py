@@ -7,7 +7,7 @@ Layout (migration 1):
   the leaf hashes. These never change once written, so an append costs
   O(log n) writes (amortised two) and any proof at any past tree size costs
   O(log n) reads. The tree is never rebuilt at start-up;
-* ``log_head``: the single row with the current size, root and checkpoint;
+* ``log_head``: the single row with the current size and signed checkpoint;
 * ``log_checkpoints``: every checkpoint ever signed, one per batch.
 
 A single sequencer task per process batches appends. Each batch runs in one

@@ -58,15 +58,22 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 def cmd_log_verify(args: argparse.Namespace) -> int:
     import asyncio
 
+    import aiohttp
+
     from gateway.log_verifier import verify_log
 
-    if args.proofs not in ("auto", "all") and not args.proofs.isdigit():
+    if args.proofs not in ("auto", "all") and not (args.proofs.isascii() and args.proofs.isdigit()):
         print("error: --proofs takes auto, all or a number", file=sys.stderr)
         return 2
+    state = Path(args.state) if args.state else None
     try:
-        report = asyncio.run(verify_log(args.url, args.vkey.strip(), state=Path(args.state) if args.state else None, proofs=args.proofs))
-    except OSError as exc:  # aiohttp's connection errors derive from OSError
-        print(f"error [E_UNREACHABLE]: cannot reach {args.url}: {exc}", file=sys.stderr)
+        report = asyncio.run(verify_log(args.url, args.vkey.strip(), state=state, proofs=args.proofs))
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # connection, protocol and URL errors
+        print(f"error [E_UNREACHABLE]: cannot fetch from {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"state file {state}" if state is not None and exc.filename == str(state) else args.url
+        print(f"error [E_UNREACHABLE]: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for line in report.lines:
         print(f"ok  {line}")
