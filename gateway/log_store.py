@@ -253,9 +253,9 @@ class LogStore:
         for item, index, data in results:
             if not item.done.done():
                 item.done.set_result((index, data))
-        for item, exc in failures:
+        for item, error in failures:
             if not item.done.done():
-                item.done.set_exception(exc)
+                item.done.set_exception(error)
 
     @staticmethod
     async def _lookup(db: aiosqlite.Connection, wanted: Sequence[tuple[int, int]]) -> Callable[[int, int], bytes]:

@@ -190,6 +190,69 @@ class CheckpointError(HeliographError):
     default_hint = "Check that the log's vkey (or the cosigner's) is the one configured for this origin."
 
 
+class BadAuthError(HeliographError):
+    """A peer request whose ``Authorization`` header is missing or malformed."""
+
+    code = "E_BAD_AUTH"
+    http_status = 401
+    default_hint = "Sign every federation request with a Heliograph Authorization header (docs/PROTOCOL.md)."
+
+
+class WrongDestinationError(HeliographError):
+    """A peer request signed for another member than the one that received it."""
+
+    code = "E_WRONG_DESTINATION"
+    http_status = 421
+    default_hint = "Check the endpoint the roster lists for the destination member."
+
+
+class ClockSkewError(HeliographError):
+    """A peer request whose timestamp is outside the allowed clock skew."""
+
+    code = "E_CLOCK_SKEW"
+    http_status = 401
+    default_hint = "Check the sender's clock (NTP)."
+
+
+class ReplayError(HeliographError):
+    """A peer request whose nonce was already seen within the replay window."""
+
+    code = "E_REPLAY"
+    http_status = 401
+    default_hint = "Sign every request afresh with a new random nonce."
+
+
+class RateLimitedError(HeliographError):
+    """A sender that exceeded its rate limit, or a hop too loaded to take more.
+
+    Attributes:
+        retry_after_ms: When a retry may succeed, in milliseconds, if known.
+    """
+
+    code = "E_RATE_LIMITED"
+    http_status = 429
+    default_hint = "Slow down and retry after the delay the server names."
+
+    def __init__(self, message: str, *, retry_after_ms: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_ms = retry_after_ms
+
+
+class TtlTooLongError(HeliographError):
+    """An envelope whose expiry lies further ahead than the policy's maximum TTL."""
+
+    code = "E_TTL_TOO_LONG"
+    http_status = 403
+    default_hint = "Send the alert with an earlier expiry."
+
+
+class ConfigError(HeliographError):
+    """A configuration file or value that is invalid; the message names the key path."""
+
+    code = "E_CONFIG"
+    http_status = 500
+
+
 ALL_ERRORS: tuple[type[HeliographError], ...] = (
     HeliographError,
     MalformedError,
@@ -211,5 +274,12 @@ ALL_ERRORS: tuple[type[HeliographError], ...] = (
     NotFoundError,
     ProofError,
     CheckpointError,
+    BadAuthError,
+    WrongDestinationError,
+    ClockSkewError,
+    ReplayError,
+    RateLimitedError,
+    TtlTooLongError,
+    ConfigError,
 )
 """Every error class, for tests that check codes stay unique and stable."""

@@ -1,0 +1,223 @@
+"""Assemble a hop: stores, policy, forwarder and the aiohttp application.
+
+``open_hop`` opens everything a hop owns (the SQLite file with the audit log
+and the queues, the roster, the keys) and ``create_app`` exposes it:
+
+* ``POST /v1/envelopes`` and ``POST /v1/receipts``: peer-authenticated
+  (``Authorization: Heliograph ...``, docs/PROTOCOL.md), msgpack bodies;
+* ``GET /v1/log/...``: the public log read API;
+* ``GET /v1/destinations``: each next hop's backlog, last success, last error,
+  next retry and state ("why is this alert late?");
+* ``GET /healthz`` (the process answers), ``GET /readyz`` (stores open, roster
+  valid, not shutting down), ``GET /metrics`` (Prometheus text).
+
+Shutdown (SIGTERM) stops the listener, lets in-flight requests finish their
+commits, stops the forwarder, then drains and closes the log: nothing already
+answered "accepted" can be lost, because it was committed before the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.clock import Clock
+from gateway.config import HopConfig
+from gateway.forwarder import Forwarder
+from gateway.hop import HopContext, accept_batch, accept_receipts
+from gateway.hop_store import HopReader, migrate_hop
+from gateway.http import error_middleware
+from gateway.keyfile import read_secret_keys
+from gateway.log_api import setup_log_routes
+from gateway.log_store import LogStore
+from gateway.metrics import HopMetrics
+from gateway.policy import NonceCache, Policy, RateLimiter
+from protocol.errors import ConfigError, HeliographError, TooLargeError
+from protocol.keys import MemberKeys, Rng, format_vkey, log_origin
+from protocol.roster import Roster, SignedRoster
+from protocol.transport import verify_request
+
+log = structlog.get_logger("heliograph.app")
+
+MSGPACK = "application/x-msgpack"
+
+
+@dataclass(slots=True)
+class Hop:
+    """A running hop: its context, forwarder and config."""
+
+    config: HopConfig
+    ctx: HopContext
+    forwarder: Forwarder
+    nonces: NonceCache
+    ready: bool = True
+
+    async def close(self) -> None:
+        self.ready = False
+        await self.forwarder.stop()
+        await self.ctx.log.close()
+        await self.ctx.reader.close()
+
+
+def load_roster(config: HopConfig, now: int) -> Roster:
+    """Read and verify the pinned roster file.
+
+    Raises:
+        ConfigError: Unreadable file.
+        HeliographError: The roster does not verify (threshold, expiry).
+    """
+    try:
+        data = config.roster_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"hop.roster: cannot read {config.roster_path}: {exc.strerror}") from None
+    return SignedRoster.from_bytes(data).verify_trusted(now)
+
+
+async def open_hop(config: HopConfig, *, clock: Clock, rng: Rng, keys: MemberKeys | None = None, roster: Roster | None = None) -> Hop:
+    """Open the hop's stores and start its forwarder.
+
+    Raises:
+        ConfigError, StorageError, HeliographError: Anything that prevents a safe start.
+    """
+    keys = keys or read_secret_keys(config.key_file)
+    if keys.member_id != config.member_id:
+        raise ConfigError(f"hop.key_file holds keys for {keys.member_id}, not {config.member_id}")
+    roster = roster or load_roster(config, clock.now_ms())
+    member = roster.member(config.member_id)
+    if member.log_vkey != format_vkey(log_origin(keys.member_id), bytes(keys.log_signer.verify_key)):
+        raise ConfigError("the roster's log_vkey for this member does not match hop.key_file")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await LogStore.open(config.db_path, origin=log_origin(keys.member_id), signer=keys.log_signer, config=config.log)
+    try:
+        await migrate_hop(store._writer)  # same file, same single writer
+        reader = await HopReader.open(config.db_path)
+    except BaseException:
+        await store.close()
+        raise
+    ctx = HopContext(
+        keys=keys,
+        roster=roster,
+        log=store,
+        reader=reader,
+        clock=clock,
+        policy=Policy.from_config(config.policy),
+        rate_limiter=RateLimiter.from_config(config.policy, clock),
+        metrics=HopMetrics(),
+        limits=config.limits,
+        max_batch=config.max_batch,
+    )
+    forwarder = Forwarder(ctx, config.queue, rng)
+    ctx.on_queued = forwarder.wake
+    await forwarder.start()
+    nonces = NonceCache(window_ms=config.limits.max_clock_skew_ms, clock=clock)
+    return Hop(config=config, ctx=ctx, forwarder=forwarder, nonces=nonces)
+
+
+HOP: web.AppKey[Hop] = web.AppKey("hop", Hop)
+
+
+async def _authenticated(request: web.Request) -> tuple[str, bytes]:
+    hop = request.app[HOP]
+    if request.content_type != MSGPACK:
+        raise web.HTTPUnsupportedMediaType(text=f"Content-Type must be {MSGPACK}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLargeError(f"request body exceeds {hop.config.max_request_bytes} bytes") from None
+    ctx = hop.ctx
+    auth = verify_request(
+        request.headers.get("Authorization", ""),
+        method=request.method,
+        path=request.rel_url.raw_path,
+        query=request.rel_url.raw_query_string,
+        body=body,
+        me=ctx.me,
+        roster=ctx.roster,
+        now=ctx.clock.now_ms(),
+        max_skew_ms=ctx.limits.max_clock_skew_ms,
+    )
+    hop.nonces.check_and_remember(auth.origin, auth.nonce, auth.ts)
+    await hop.forwarder.peer_seen(auth.origin)
+    return auth.origin, body
+
+
+async def post_envelopes(request: web.Request) -> web.Response:
+    peer, body = await _authenticated(request)
+    return web.Response(body=await accept_batch(request.app[HOP].ctx, peer, body), content_type=MSGPACK)
+
+
+async def post_receipts(request: web.Request) -> web.Response:
+    peer, body = await _authenticated(request)
+    return web.Response(body=await accept_receipts(request.app[HOP].ctx, peer, body), content_type=MSGPACK)
+
+
+async def get_destinations(request: web.Request) -> web.Response:
+    hop = request.app[HOP]
+    statuses = await hop.ctx.reader.destinations()
+    now = hop.ctx.clock.now_ms()
+    body: list[dict[str, Any]] = [
+        {
+            "destination": s.destination,
+            "state": s.state,
+            "backlog": s.backlog,
+            "failures": s.failures,
+            "next_retry_at": s.backoff_until if s.backoff_until > now else None,
+            "last_success_at": s.last_success_at,
+            "last_error": s.last_error,
+            "last_error_at": s.last_error_at,
+            "last_attempt_at": s.last_attempt_at,
+        }
+        for s in statuses
+    ]
+    return web.json_response({"now": now, "destinations": body})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "member": request.app[HOP].ctx.me})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    hop = request.app[HOP]
+    problems = []
+    if not hop.ready:
+        problems.append("shutting down")
+    if hop.ctx.clock.now_ms() >= hop.ctx.roster.expires:
+        problems.append("roster expired")
+    try:
+        await hop.ctx.log.size()
+    except HeliographError as exc:
+        problems.append(exc.message)
+    status = 200 if not problems else 503
+    return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, ctype = request.app[HOP].ctx.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": ctype})
+
+
+def create_app(hop: Hop, *, close_on_cleanup: bool = True) -> web.Application:
+    """The hop's aiohttp application (the caller runs it)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=hop.config.max_request_bytes)
+    app[HOP] = hop
+    app.router.add_post("/v1/envelopes", post_envelopes)
+    app.router.add_post("/v1/receipts", post_receipts)
+    app.router.add_get("/v1/destinations", get_destinations)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    setup_log_routes(app, hop.ctx.log, hop.ctx.roster.member(hop.ctx.me).log_vkey)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        hop.ready = False
+
+    async def on_cleanup(_app: web.Application) -> None:
+        if close_on_cleanup:
+            await hop.close()
+
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,161 @@
+"""Hop configuration: one TOML file, validated at start-up with errors that name the key.
+
+See ``configs/gateway.example.toml`` for every key with its default and meaning.
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.forwarder import ForwarderConfig
+from gateway.log_store import LogConfig
+from protocol import fields
+from protocol.errors import ConfigError, MalformedError
+from protocol.limits import Limits
+
+_SECTIONS = {
+    "hop": {"id", "listen", "data_dir", "roster", "key_file"},
+    "limits": {"max_envelope_bytes", "max_recipients", "max_batch", "max_request_bytes", "max_clock_skew_ms"},
+    "queue": {"batch_max", "sweep_interval_s", "backoff_base_ms", "backoff_cap_ms", "request_timeout_s"},
+    "log": {"batch_max", "batch_wait_s", "synchronous"},
+    "policy": None,  # validated by gateway.policy
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HopConfig:
+    """Everything a hop needs to start, already validated."""
+
+    member_id: str
+    host: str
+    port: int
+    data_dir: Path
+    roster_path: Path
+    key_file: Path
+    limits: Limits = field(default_factory=Limits)
+    max_batch: int = 100
+    max_request_bytes: int = 16 << 20
+    queue: ForwarderConfig = field(default_factory=ForwarderConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "hop.db"
+
+
+def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+    if key not in table:
+        if required:
+            raise ConfigError(f"{section}.{key}: required")
+        return default
+    value = table[key]
+    if kind is float and type(value) is int:
+        value = float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    if kind in (int, float) and value < 0:
+        raise ConfigError(f"{section}.{key}: must not be negative")
+    return value
+
+
+def load_config(path: Path) -> HopConfig:
+    """Read and validate a hop's TOML config; relative paths are relative to the file.
+
+    Raises:
+        ConfigError: Unreadable file, bad TOML, unknown sections or keys, wrong
+            types or values; the message names the key.
+    """
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(doc, base=path.parent)
+
+
+def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
+    """Validate an already-parsed TOML document (see :func:`load_config`).
+
+    Raises:
+        ConfigError: See :func:`load_config`.
+    """
+    for section, value in doc.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"{section}: unknown section (expected one of {', '.join(_SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{section}: expected a table")
+        allowed = _SECTIONS[section]
+        if allowed is not None:
+            unknown = set(value) - allowed
+            if unknown:
+                raise ConfigError(f"{section}.{sorted(unknown)[0]}: unknown key (expected one of {', '.join(sorted(allowed))})")
+    hop = doc.get("hop")
+    if hop is None:
+        raise ConfigError("hop: required section")
+    member_id = _get(hop, "hop", "id", str, required=True)
+    try:
+        fields.member_id("hop.id", member_id)
+    except MalformedError as exc:
+        raise ConfigError(exc.message) from None
+    listen = _get(hop, "hop", "listen", str, "127.0.0.1:7100")
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"hop.listen: expected HOST:PORT, got {listen!r}")
+
+    def path_of(key: str) -> Path:
+        p = Path(_get(hop, "hop", key, str, required=True))
+        return p if p.is_absolute() else base / p
+
+    lim = doc.get("limits", {})
+    q = doc.get("queue", {})
+    lg = doc.get("log", {})
+    try:
+        limits = Limits(
+            max_envelope_bytes=_get(lim, "limits", "max_envelope_bytes", int, 1 << 20),
+            max_recipients=_get(lim, "limits", "max_recipients", int, 512),
+            max_clock_skew_ms=_get(lim, "limits", "max_clock_skew_ms", int, 300_000),
+        )
+        queue = ForwarderConfig(
+            batch_max=_get(q, "queue", "batch_max", int, 50),
+            sweep_interval_s=_get(q, "queue", "sweep_interval_s", float, 1.0),
+            backoff_base_ms=_get(q, "queue", "backoff_base_ms", int, 2_000),
+            backoff_cap_ms=_get(q, "queue", "backoff_cap_ms", int, 180_000),
+            request_timeout_s=_get(q, "queue", "request_timeout_s", float, 10.0),
+        )
+        log = LogConfig(
+            batch_max=_get(lg, "log", "batch_max", int, 1000),
+            batch_wait_s=_get(lg, "log", "batch_wait_s", float, 0.0),
+            synchronous=_get(lg, "log", "synchronous", str, "FULL"),
+        )
+    except ConfigError:
+        raise
+    except Exception as exc:  # model validation errors from Limits / LogConfig
+        raise ConfigError(f"invalid limits: {getattr(exc, 'message', exc)}") from None
+    if log.synchronous not in ("FULL", "NORMAL"):
+        raise ConfigError("log.synchronous: expected FULL or NORMAL")
+    if not 1 <= queue.batch_max <= 256:
+        raise ConfigError("queue.batch_max: expected 1..256")
+    if queue.backoff_base_ms < 1 or queue.backoff_cap_ms < queue.backoff_base_ms:
+        raise ConfigError("queue.backoff_cap_ms: must be at least queue.backoff_base_ms (>= 1)")
+    if "policy" not in doc:
+        raise ConfigError("policy: required section (routing is fail-closed; see configs/gateway.example.toml)")
+    return HopConfig(
+        member_id=member_id,
+        host=host,
+        port=int(port_text),
+        data_dir=path_of("data_dir"),
+        roster_path=path_of("roster"),
+        key_file=path_of("key_file"),
+        limits=limits,
+        max_batch=_get(lim, "limits", "max_batch", int, 100),
+        max_request_bytes=_get(lim, "limits", "max_request_bytes", int, 16 << 20),
+        queue=queue,
+        log=log,
+        policy=doc["policy"],
+    )

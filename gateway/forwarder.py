@@ -1,0 +1,304 @@
+"""Store-and-forward: one durable outbox per destination, drained by priority lane.
+
+Lessons from Synapse's federation sender and from SMTP queues, applied:
+
+* one queue per destination, several lanes (FLASH, IMMEDIATE, PRIORITY,
+  ROUTINE, and receipts), at most one batch in flight per destination and lane,
+  the most urgent lane first;
+* the retry schedule lives in SQLite (``outbox.next_attempt_at``,
+  ``destinations.backoff_until``), so a restart resumes exactly where it was;
+* back-off is exponential with jitter, from ``backoff_base_ms`` (seconds) to
+  ``backoff_cap_ms`` (minutes: these are alerts, not chat); the first failure
+  of a copy issues a ``delayed`` receipt with a retry-until time;
+* any authenticated request from a peer that was failing resets its back-off
+  and flushes its queue at once, and a periodic sweep wakes due destinations
+  without waiting for new traffic;
+* a copy whose message expires while queued ends with an ``expired`` receipt and
+  is never sent; its ciphertext is then purged (receipts and log entries stay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+
+from gateway.hop import HopContext, _sign_receipt, receipt_rows
+from gateway.hop_store import DEST_FAILURE, DEST_RESET, DEST_SUCCESS, FINISH_ROW, KIND_ENVELOPE, MARK_DELAYED, PURGE_MESSAGE, RETRY_ROW, OutboxRow, RowState
+from gateway.log_store import Statement
+from protocol.batch import BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
+from protocol.errors import HeliographError
+from protocol.keys import Rng
+from protocol.receipts import SignedReceipt
+from protocol.roster import KIND_NODE
+from protocol.transport import sign_request
+
+log = structlog.get_logger("heliograph.forwarder")
+
+MSGPACK = "application/x-msgpack"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwarderConfig:
+    """Queue limits and timers (see configs/gateway.example.toml)."""
+
+    batch_max: int = 50
+    sweep_interval_s: float = 1.0
+    backoff_base_ms: int = 2_000
+    backoff_cap_ms: int = 180_000
+    request_timeout_s: float = 10.0
+
+
+class SendFailure(Exception):
+    """A whole batch could not be delivered to a destination."""
+
+
+class Forwarder:
+    """Drains the outbox. ``start()`` it once; ``wake()`` it when rows were queued."""
+
+    def __init__(self, ctx: HopContext, config: ForwarderConfig, rng: Rng) -> None:
+        self.ctx = ctx
+        self.config = config
+        self._rng = rng
+        self._wake = asyncio.Event()
+        self._busy: set[tuple[str, int, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failures: dict[str, int] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._failures = await self.ctx.reader.failure_counts()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s))
+        self._loop_task = asyncio.create_task(self._run(), name="forwarder")
+
+    async def stop(self) -> None:
+        """Stop scheduling, let in-flight batches finish (they are idempotent anyway)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def peer_seen(self, peer: str) -> None:
+        """An authenticated request from ``peer``: if it was failing, retry it now."""
+        if self._failures.get(peer):
+            self._failures[peer] = 0
+            await self.ctx.log.submit(
+                None, lambda _i, _d: [(DEST_RESET, (peer,)), ("UPDATE outbox SET next_attempt_at = 0 WHERE destination = ? AND state = 'queued'", (peer,))]
+            )
+            log.info("peer_back", destination=peer)
+            self.wake()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.sweep()
+            except Exception:  # keep the loop alive; the next sweep retries
+                log.exception("sweep_failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.sweep_interval_s)
+
+    async def sweep(self) -> None:
+        """Expire, purge, and start a send for every due (destination, lane)."""
+        now = self.ctx.clock.now_ms()
+        await self._expire(now)
+        # Copies queued behind a destination that is backing off are reported late at once,
+        # not only after the next attempt fails.
+        stalled = await self.ctx.reader.stalled_rows(now)
+        await asyncio.gather(*(self._delayed(row.destination, row) for row in stalled))
+        for dest in await self.ctx.reader.due_destinations(now):
+            for lane, kind in await self.ctx.reader.due_lanes(dest, now):
+                key = (dest, lane, kind)
+                if key in self._busy or self._stopping:
+                    continue
+                self._busy.add(key)
+                task = asyncio.create_task(self._send(dest, lane, kind))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                break  # the most urgent lane first; the others on the next sweep
+        await self._update_depth()
+
+    async def drain(self, rounds: int = 50) -> None:
+        """Sweep until nothing is in flight (tests and shutdown use this)."""
+        for _ in range(rounds):
+            await self.sweep()
+            if not self._tasks:
+                return
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _update_depth(self) -> None:
+        for status in await self.ctx.reader.destinations():
+            for lane, count in status.backlog.items():
+                self.ctx.metrics.queue_depth.labels(destination=status.destination, lane=lane).set(count)
+
+    async def _send(self, dest: str, lane: int, kind: str) -> None:
+        try:
+            now = self.ctx.clock.now_ms()
+            rows = await self.ctx.reader.next_batch(dest, lane, kind, now, self.config.batch_max)
+            if not rows:
+                return
+            try:
+                if kind == KIND_ENVELOPE:
+                    await self._send_envelopes(dest, rows)
+                else:
+                    await self._send_receipts(dest, rows)
+            except SendFailure as exc:
+                await self._failed(dest, rows, str(exc))
+        except Exception:
+            log.exception("send_crashed", destination=dest)
+        finally:
+            self._busy.discard((dest, lane, kind))
+            self.wake()
+
+    async def _post(self, dest: str, path: str, body: bytes) -> bytes:
+        assert self._session is not None
+        member = self.ctx.roster.member(dest)
+        auth = sign_request(self.ctx.keys, method="POST", path=path, query="", destination=dest, body=body, now=self.ctx.clock.now_ms(), nonce=self._rng(16))
+        try:
+            async with self._session.post(member.endpoint.rstrip("/") + path, data=body, headers={"Authorization": auth, "Content-Type": MSGPACK}) as resp:
+                data = await resp.read()
+                if resp.status != 200:
+                    raise SendFailure(f"HTTP {resp.status}: {data[:200].decode('utf-8', 'replace')}")
+                return data
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SendFailure(f"{type(exc).__name__}: {exc}") from None
+
+    async def _send_envelopes(self, dest: str, rows: list[OutboxRow]) -> None:
+        items, live = [], []
+        for row in rows:
+            envelope = await self.ctx.reader.envelope(row.origin, row.message_id)
+            if envelope is None:
+                continue  # purged: the expiry sweep finishes the row
+            items.append(BatchItem(envelope=envelope, recipients=row.recipients, prev=row.prev))
+            live.append(row)
+        if not items:
+            return
+        answer = await self._post(dest, "/v1/envelopes", EnvelopeBatch(items=tuple(items)).to_bytes())
+        try:
+            results = BatchResults.from_bytes(answer).results
+        except HeliographError as exc:
+            raise SendFailure(f"malformed answer: {exc.code}") from None
+        if len(results) != len(live):
+            raise SendFailure(f"answer has {len(results)} results for {len(live)} items")
+        outcomes = [self._outcome(dest, row, raw) for row, raw in zip(live, results, strict=True)]
+        now = self.ctx.clock.now_ms()
+        await asyncio.gather(*outcomes)
+        self._failures[dest] = 0
+        await self.ctx.log.submit(None, lambda _i, _d: [(DEST_SUCCESS, (dest, now, now))])
+
+    async def _outcome(self, dest: str, row: OutboxRow, raw: bytes) -> None:
+        ctx = self.ctx
+        try:
+            theirs = SignedReceipt.from_bytes(raw, limits=ctx.limits).verify(ctx.roster)
+            if theirs.hop != dest or theirs.message_id != row.message_id or theirs.event not in ("accepted", "rejected"):
+                raise SendFailure("receipt does not match the copy sent")
+        except (HeliographError, SendFailure) as exc:
+            log.warning("bad_receipt_from_peer", destination=dest, error=str(exc))
+            await self._failed(dest, [row], "peer returned an invalid receipt")
+            return
+        accepted = theirs.event == "accepted"
+        if accepted:
+            event = "delivered" if ctx.roster.member(dest).kind == KIND_NODE else "relayed"
+            extra: dict[str, object] = {}
+            (ctx.metrics.delivered if event == "delivered" else ctx.metrics.relayed).inc()
+            ctx.metrics.hop_latency.observe(max(0, ctx.clock.now_ms() - row.created_at) / 1000)
+        else:
+            event, extra = "rejected", {"reason": theirs.reason}
+        build = _sign_receipt(
+            ctx, message_id=row.message_id, header_digest=theirs.header_digest, event=event, peer=dest, prev=hashlib.sha256(raw).digest(), **extra
+        )
+        state = RowState.DONE if accepted else RowState.REJECTED
+
+        def effects(_index: int | None, ours: bytes | None) -> list[Statement]:
+            assert ours is not None
+            rows: list[Statement] = [(FINISH_ROW, (state.value, None if accepted else theirs.reason, row.id))]
+            rows += receipt_rows(ctx, raw, origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires)
+            rows += receipt_rows(ctx, ours, origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires)
+            return rows
+
+        await ctx.log.submit(build, effects)
+        log.info("copy_" + event, message_id=row.message_id.hex(), origin=row.origin, destination=dest)
+
+    async def _send_receipts(self, dest: str, rows: list[OutboxRow]) -> None:
+        body = ReceiptBatch(receipts=tuple(r.payload or b"" for r in rows)).to_bytes()
+        answer = await self._post(dest, "/v1/receipts", body)
+        try:
+            ReceiptAck.from_bytes(answer)
+        except HeliographError as exc:
+            raise SendFailure(f"malformed answer: {exc.code}") from None
+        now = self.ctx.clock.now_ms()
+        self._failures[dest] = 0
+        await self.ctx.log.submit(None, lambda _i, _d: [(FINISH_ROW, (RowState.DONE.value, None, r.id)) for r in rows] + [(DEST_SUCCESS, (dest, now, now))])
+
+    def _backoff_ms(self, failures: int) -> int:
+        base = min(self.config.backoff_cap_ms, self.config.backoff_base_ms * (2 ** min(failures - 1, 30)))
+        jitter = int.from_bytes(self._rng(2), "big") / 65535  # full jitter over the upper half
+        return int(base * (0.5 + 0.5 * jitter))
+
+    async def _failed(self, dest: str, rows: list[OutboxRow], error: str) -> None:
+        ctx = self.ctx
+        failures = self._failures.get(dest, 0) + 1
+        self._failures[dest] = failures
+        now = ctx.clock.now_ms()
+        until = now + self._backoff_ms(failures)
+        ctx.metrics.send_failures.labels(destination=dest).inc()
+        log.warning("send_failed", destination=dest, error=error, failures=failures, retry_at=until)
+        statements: list[Statement] = [(DEST_FAILURE, (dest, until, error[:500], now, now))]
+        for row in rows:
+            statements.append((RETRY_ROW, (until, int(row.delayed_sent), error[:500], row.id)))
+        await ctx.log.submit(None, lambda _i, _d: statements)
+        first = [r for r in rows if r.kind == KIND_ENVELOPE and not r.delayed_sent]
+        await asyncio.gather(*(self._delayed(dest, row) for row in first))
+
+    async def _delayed(self, dest: str, row: OutboxRow) -> None:
+        ctx = self.ctx
+        digest = await self._header_digest(row)
+        build = _sign_receipt(ctx, message_id=row.message_id, header_digest=digest, event="delayed", peer=dest, prev=row.prev, retry_until=row.expires)
+        await ctx.log.submit(
+            build,
+            lambda _i, ours: [
+                (MARK_DELAYED, (row.id,)),
+                *receipt_rows(ctx, ours or b"", origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires),
+            ],
+        )
+
+    async def _header_digest(self, row: OutboxRow) -> bytes:
+        rows = await self.ctx.reader._db.execute_fetchall(
+            "SELECT header_digest FROM messages WHERE origin = ? AND message_id = ?", (row.origin, row.message_id)
+        )
+        return bytes(rows[0][0])
+
+    async def _expire(self, now: int) -> None:
+        ctx = self.ctx
+        for row in await ctx.reader.expired_rows(now):
+            if row.kind != KIND_ENVELOPE:
+                await ctx.log.submit(None, lambda _i, _d, r=row: [(FINISH_ROW, (RowState.EXPIRED.value, "expired", r.id))])
+                continue
+            digest = await self._header_digest(row)
+            build = _sign_receipt(ctx, message_id=row.message_id, header_digest=digest, event="expired", peer=row.destination, prev=row.prev)
+
+            def effects(_index: int | None, ours: bytes | None, r: OutboxRow = row) -> list[Statement]:
+                return [
+                    (FINISH_ROW, (RowState.EXPIRED.value, "expired", r.id)),
+                    *receipt_rows(ctx, ours or b"", origin=r.origin, message_id=r.message_id, lane=r.lane, expires=r.expires),
+                ]
+
+            await ctx.log.submit(build, effects)
+            ctx.metrics.expired.inc()
+            log.info("copy_expired", message_id=row.message_id.hex(), origin=row.origin, destination=row.destination)
+        purge = await ctx.reader.purgeable(now)
+        if purge:
+            await ctx.log.submit(None, lambda _i, _d: [(PURGE_MESSAGE, p) for p in purge])

@@ -1,0 +1,278 @@
+"""The hop's durable state: accepted messages, per-destination outboxes, receipts.
+
+It lives in the same SQLite file as the hop's audit log, and every write goes
+through the log's sequencer (:meth:`gateway.log_store.LogStore.submit`), so an
+envelope is stored, its outbox rows queued and its "accepted" receipt logged in
+one transaction, and they share the sequencer's group commit. Reads use a
+separate connection (WAL lets them run beside the writer).
+
+Tables (migration 1 of component ``hop``):
+
+* ``messages``: one row per (origin, message_id) ever accepted: the envelope
+  (NULL once purged after expiry), routing fields, and our "accepted" receipt,
+  returned byte for byte to a retrying sender (deduplication);
+* ``outbox``: one row per copy to send (an envelope for a next hop, or a receipt
+  travelling back toward the origin), with its state, attempts and schedule.
+  The retry schedule lives here and in ``destinations``, never only in memory;
+* ``destinations``: per next hop: consecutive failures, back-off deadline, last
+  success and error, for ``GET /v1/destinations``;
+* ``receipts``: every receipt this hop issued or relayed, by digest.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.db import migrate, open_db
+
+MIGRATIONS = (
+    """CREATE TABLE messages (
+    origin TEXT NOT NULL, message_id BLOB NOT NULL, envelope BLOB, header_digest BLOB NOT NULL,
+    priority INTEGER NOT NULL, expires INTEGER NOT NULL, received_at INTEGER NOT NULL, peer TEXT NOT NULL,
+    receipt BLOB NOT NULL, PRIMARY KEY (origin, message_id)) WITHOUT ROWID;
+CREATE INDEX messages_by_id ON messages (message_id);
+CREATE INDEX messages_by_expiry ON messages (expires) WHERE envelope IS NOT NULL;
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY, destination TEXT NOT NULL, lane INTEGER NOT NULL, kind TEXT NOT NULL,
+    origin TEXT NOT NULL, message_id BLOB NOT NULL, recipients TEXT NOT NULL, payload BLOB, prev BLOB,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+    expires INTEGER NOT NULL, delayed_sent INTEGER NOT NULL DEFAULT 0, last_error TEXT, created_at INTEGER NOT NULL);
+CREATE INDEX outbox_due ON outbox (state, destination, lane, id);
+CREATE INDEX outbox_by_message ON outbox (origin, message_id);
+CREATE TABLE destinations (
+    destination TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,
+    last_success_at INTEGER, last_error TEXT, last_error_at INTEGER, last_attempt_at INTEGER);
+CREATE TABLE receipts (digest BLOB PRIMARY KEY, message_id BLOB NOT NULL, receipt BLOB NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID""",
+)
+
+KIND_ENVELOPE = "envelope"
+KIND_RECEIPT = "receipt"
+
+
+class RowState(enum.StrEnum):
+    """Lifecycle of an outbox row. Terminal: DONE, REJECTED, EXPIRED."""
+
+    QUEUED = "queued"
+    DONE = "done"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRow:
+    """One copy waiting to go to ``destination``."""
+
+    id: int
+    destination: str
+    lane: int
+    kind: str
+    origin: str
+    message_id: bytes
+    recipients: tuple[str, ...]
+    payload: bytes | None
+    prev: bytes | None
+    attempts: int
+    expires: int
+    delayed_sent: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DestinationStatus:
+    """What ``GET /v1/destinations`` shows for one next hop."""
+
+    destination: str
+    backlog: dict[str, int]
+    failures: int
+    backoff_until: int
+    last_success_at: int | None
+    last_error: str | None
+    last_error_at: int | None
+    last_attempt_at: int | None
+
+    @property
+    def state(self) -> str:
+        if self.failures == 0:
+            return "ok" if not any(self.backlog.values()) else "sending"
+        return "backing-off"
+
+
+async def migrate_hop(db: aiosqlite.Connection) -> None:
+    """Apply the hop schema (run on the log's writer connection at start-up)."""
+    await migrate(db, "hop", MIGRATIONS)
+
+
+class HopReader:
+    """Read-only queries over the hop tables, on their own connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._db = conn
+
+    @classmethod
+    async def open(cls, path: Path | str) -> HopReader:
+        return cls(await open_db(path))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def accepted_receipt(self, origin: str, message_id: bytes) -> bytes | None:
+        """The receipt this hop gave when it accepted (origin, message_id), if it did."""
+        rows = await self._db.execute_fetchall("SELECT receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
+        return bytes(rows[0][0]) if rows else None
+
+    async def message(self, message_id: bytes) -> tuple[str, bytes | None, int] | None:
+        """(origin, envelope or None if purged, expires) of an accepted message."""
+        rows = await self._db.execute_fetchall("SELECT origin, envelope, expires FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
+        if not rows:
+            return None
+        origin, envelope, expires = rows[0]
+        return str(origin), bytes(envelope) if envelope is not None else None, int(expires)
+
+    async def envelope(self, origin: str, message_id: bytes) -> bytes | None:
+        rows = await self._db.execute_fetchall("SELECT envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def due_destinations(self, now: int) -> list[str]:
+        """Destinations with queued rows whose back-off has passed."""
+        rows = await self._db.execute_fetchall(
+            """SELECT DISTINCT o.destination FROM outbox o LEFT JOIN destinations d ON d.destination = o.destination
+               WHERE o.state = 'queued' AND o.next_attempt_at <= ? AND coalesce(d.backoff_until, 0) <= ?""",
+            (now, now),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def next_batch(self, destination: str, lane: int, kind: str, now: int, limit: int) -> list[OutboxRow]:
+        """The oldest due rows of one lane and kind for ``destination``."""
+        rows = await self._db.execute_fetchall(
+            """SELECT id, destination, lane, kind, origin, message_id, recipients, payload, prev, attempts, expires, delayed_sent, created_at
+               FROM outbox WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ?
+               ORDER BY id LIMIT ?""",
+            (destination, lane, kind, now, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def due_lanes(self, destination: str, now: int) -> list[tuple[int, str]]:
+        """(lane, kind) pairs with due rows, most urgent first."""
+        rows = await self._db.execute_fetchall(
+            "SELECT DISTINCT lane, kind FROM outbox WHERE state = 'queued' AND destination = ? AND next_attempt_at <= ? ORDER BY lane, kind",
+            (destination, now),
+        )
+        return [(int(lane), str(kind)) for lane, kind in rows]
+
+    async def stalled_rows(self, now: int, limit: int = 500) -> list[OutboxRow]:
+        """Queued envelope copies not yet reported ``delayed`` whose destination is backing off."""
+        rows = await self._db.execute_fetchall(
+            """SELECT o.id, o.destination, o.lane, o.kind, o.origin, o.message_id, o.recipients, o.payload, o.prev, o.attempts, o.expires,
+                      o.delayed_sent, o.created_at
+               FROM outbox o JOIN destinations d ON d.destination = o.destination
+               WHERE o.state = 'queued' AND o.kind = 'envelope' AND o.delayed_sent = 0 AND d.backoff_until > ? AND o.expires > ?
+               ORDER BY o.id LIMIT ?""",
+            (now, now, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def expired_rows(self, now: int, limit: int = 500) -> list[OutboxRow]:
+        rows = await self._db.execute_fetchall(
+            """SELECT id, destination, lane, kind, origin, message_id, recipients, payload, prev, attempts, expires, delayed_sent, created_at
+               FROM outbox WHERE state = 'queued' AND expires <= ? ORDER BY id LIMIT ?""",
+            (now, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def destinations(self) -> list[DestinationStatus]:
+        """Backlog and health of every destination this hop has ever queued for."""
+        backlog: dict[str, dict[str, int]] = {}
+        from protocol.header import PRIORITIES
+
+        for dest, lane, kind, count in await self._db.execute_fetchall(
+            "SELECT destination, lane, kind, count(*) FROM outbox WHERE state = 'queued' GROUP BY destination, lane, kind"
+        ):
+            name = PRIORITIES[lane] if kind == KIND_ENVELOPE else "RECEIPTS"
+            backlog.setdefault(str(dest), {}).setdefault(name, 0)
+            backlog[str(dest)][name] += int(count)
+        known = {str(r[0]): r for r in await self._db.execute_fetchall("SELECT * FROM destinations")}
+        result = []
+        for dest in sorted(set(backlog) | set(known)):
+            row: Any = known.get(dest)
+            result.append(
+                DestinationStatus(
+                    destination=dest,
+                    backlog=backlog.get(dest, {}),
+                    failures=int(row[1]) if row else 0,
+                    backoff_until=int(row[2]) if row else 0,
+                    last_success_at=row[3] if row else None,
+                    last_error=row[4] if row else None,
+                    last_error_at=row[5] if row else None,
+                    last_attempt_at=row[6] if row else None,
+                )
+            )
+        return result
+
+    async def purgeable(self, now: int, limit: int = 500) -> list[tuple[str, bytes]]:
+        """Expired messages that still hold ciphertext and have no queued envelope copies."""
+        rows = await self._db.execute_fetchall(
+            """SELECT m.origin, m.message_id FROM messages m WHERE m.envelope IS NOT NULL AND m.expires <= ?
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.origin = m.origin AND o.message_id = m.message_id
+                               AND o.kind = 'envelope' AND o.state = 'queued') LIMIT ?""",
+            (now, limit),
+        )
+        return [(str(o), bytes(m)) for o, m in rows]
+
+    async def failure_counts(self) -> dict[str, int]:
+        return {str(d): int(f) for d, f in await self._db.execute_fetchall("SELECT destination, failures FROM destinations WHERE failures > 0")}
+
+    async def has_receipt(self, digest: bytes) -> bool:
+        return bool(await self._db.execute_fetchall("SELECT 1 FROM receipts WHERE digest = ?", (digest,)))
+
+    async def receipts_for(self, message_id: bytes) -> list[bytes]:
+        rows = await self._db.execute_fetchall("SELECT receipt FROM receipts WHERE message_id = ? ORDER BY at, digest", (message_id,))
+        return [bytes(r[0]) for r in rows]
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=int(r[0]),
+        destination=str(r[1]),
+        lane=int(r[2]),
+        kind=str(r[3]),
+        origin=str(r[4]),
+        message_id=bytes(r[5]),
+        recipients=tuple(x for x in str(r[6]).split(",") if x),
+        payload=bytes(r[7]) if r[7] is not None else None,
+        prev=bytes(r[8]) if r[8] is not None else None,
+        attempts=int(r[9]),
+        expires=int(r[10]),
+        delayed_sent=bool(r[11]),
+        created_at=int(r[12]),
+    )
+
+
+# SQL the hop passes to LogStore.submit; kept here beside the schema they write.
+INSERT_MESSAGE = (
+    "INSERT INTO messages (origin, message_id, envelope, header_digest, priority, expires, received_at, peer, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (destination, lane, kind, origin, message_id, recipients, payload, prev, state, next_attempt_at, expires, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"
+)
+INSERT_RECEIPT = "INSERT OR IGNORE INTO receipts (digest, message_id, receipt, at) VALUES (?, ?, ?, ?)"
+FINISH_ROW = "UPDATE outbox SET state = ?, last_error = ? WHERE id = ? AND state = 'queued'"
+RETRY_ROW = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, delayed_sent = ?, last_error = ? WHERE id = ? AND state = 'queued'"
+DEST_SUCCESS = (
+    "INSERT INTO destinations (destination, failures, backoff_until, last_success_at, last_attempt_at) VALUES (?, 0, 0, ?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET failures = 0, backoff_until = 0, last_success_at = excluded.last_success_at,"
+    " last_attempt_at = excluded.last_attempt_at"
+)
+DEST_FAILURE = (
+    "INSERT INTO destinations (destination, failures, backoff_until, last_error, last_error_at, last_attempt_at) VALUES (?, 1, ?, ?, ?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET failures = failures + 1, backoff_until = excluded.backoff_until,"
+    " last_error = excluded.last_error, last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at"
+)
+DEST_RESET = "UPDATE destinations SET failures = 0, backoff_until = 0 WHERE destination = ? AND failures > 0"
+MARK_DELAYED = "UPDATE outbox SET delayed_sent = 1 WHERE id = ?"
+PURGE_MESSAGE = "UPDATE messages SET envelope = NULL WHERE origin = ? AND message_id = ?"
