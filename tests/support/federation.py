@@ -73,6 +73,7 @@ def build_federation(
     threshold: int = 2,
     version: int = 1,
     extra_members: Sequence[Member] = (),
+    t0: int = T0,
 ) -> Federation:
     """Build a signed federation roster and every member's keys from ``seed``."""
     rng = SeededRng(seed)
@@ -80,17 +81,17 @@ def build_federation(
     members = []
     for gw in gateways:
         keys[gw] = MemberKeys.generate(gw, rng)
-        members.append(roster_member(keys[gw], "gateway", None))
+        members.append(roster_member(keys[gw], "gateway", None, not_before=t0 - YEAR_MS, not_after=t0 + YEAR_MS))
     for node, home in nodes:
         keys[node] = MemberKeys.generate(node, rng)
-        members.append(roster_member(keys[node], "node", home))
+        members.append(roster_member(keys[node], "node", home, not_before=t0 - YEAR_MS, not_after=t0 + YEAR_MS))
     members.extend(extra_members)
     authority_keys = [nacl.signing.SigningKey(rng(32)) for _ in range(n_authorities)]
     roster = Roster(
         federation="demo-federation",
         version=version,
-        issued=T0 - 1000,
-        expires=T0 + YEAR_MS,
+        issued=t0 - 1000,
+        expires=t0 + YEAR_MS,
         threshold=threshold,
         authorities=tuple(Authority(id=f"authority-{i}", public=bytes(k.verify_key)) for i, k in enumerate(authority_keys)),
         members=tuple(sorted(members, key=lambda m: m.id)),
