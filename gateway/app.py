@@ -35,7 +35,7 @@ from gateway.log_api import setup_log_routes
 from gateway.log_store import LogStore
 from gateway.metrics import HopMetrics
 from gateway.policy import NonceCache, Policy, RateLimiter
-from protocol.errors import ConfigError, HeliographError, TooLargeError
+from protocol.errors import BadAuthError, ConfigError, HeliographError, TooLargeError
 from protocol.keys import MemberKeys, Rng, format_vkey, log_origin
 from protocol.roster import Roster, SignedRoster
 from protocol.transport import verify_request
@@ -128,8 +128,11 @@ async def _authenticated(request: web.Request) -> tuple[str, bytes]:
     except web.HTTPRequestEntityTooLarge:
         raise TooLargeError(f"request body exceeds {hop.config.max_request_bytes} bytes") from None
     ctx = hop.ctx
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) > 1:
+        raise BadAuthError("exactly one Authorization header is allowed")
     auth = verify_request(
-        request.headers.get("Authorization", ""),
+        headers[0] if headers else "",
         method=request.method,
         path=request.rel_url.raw_path,
         query=request.rel_url.raw_query_string,
