@@ -68,6 +68,7 @@ class Forwarder:
         self._busy: set[tuple[str, int, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: dict[str, int] = {}
+        self._delayed_ids: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -265,6 +266,13 @@ class Forwarder:
 
     async def _delayed(self, dest: str, row: OutboxRow) -> None:
         ctx = self.ctx
+        # A failing send and the stalled-row sweep can both see the same row before either
+        # commits; the in-memory set (one forwarder per process) makes the receipt once-only.
+        if row.id in self._delayed_ids:
+            return
+        if len(self._delayed_ids) > 100_000:  # the database flag covers committed rows; keep memory bounded
+            self._delayed_ids.clear()
+        self._delayed_ids.add(row.id)
         digest = await self._header_digest(row)
         build = _sign_receipt(ctx, message_id=row.message_id, header_digest=digest, event="delayed", peer=dest, prev=row.prev, retry_until=row.expires)
         await ctx.log.submit(
