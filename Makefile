@@ -25,6 +25,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/protocol_bench.py
+	$(BIN)/python bench/log_bench.py
+	$(BIN)/python bench/gateway_bench.py
 
 vectors: $(STAMP)
 	$(BIN)/python -m tests.vectors.generate

@@ -6,6 +6,8 @@ Unknown keys are errors (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +60,16 @@ def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any
         value = float(value)
     if type(value) is not kind:
         raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{section}.{key}: must be a finite number")
     if kind in (int, float) and value < 0:
         raise ConfigError(f"{section}.{key}: must not be negative")
     return value
+
+
+def _positive(section: str, key: str, value: float, *, low: float, high: float = math.inf) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{section}.{key}: expected {low:g}..{high:g}, got {value!r}")
 
 
 def load_config(path: Path) -> HopConfig:
@@ -105,7 +114,7 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         raise ConfigError(exc.message) from None
     listen = _get(hop, "hop", "listen", str, "127.0.0.1:7100")
     host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"hop.listen: expected HOST:PORT, got {listen!r}")
 
     def path_of(key: str) -> Path:
@@ -115,6 +124,15 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
     lim = doc.get("limits", {})
     q = doc.get("queue", {})
     lg = doc.get("log", {})
+    for key in ("max_envelope_bytes", "max_recipients", "max_clock_skew_ms"):
+        _positive("limits", key, _get(lim, "limits", key, int, 1), low=1)
+    _positive("limits", "max_batch", _get(lim, "limits", "max_batch", int, 100), low=1, high=256)
+    _positive("limits", "max_request_bytes", _get(lim, "limits", "max_request_bytes", int, 16 << 20), low=1024)
+    _positive("queue", "sweep_interval_s", _get(q, "queue", "sweep_interval_s", float, 1.0), low=0.01, high=3600)
+    _positive("queue", "request_timeout_s", _get(q, "queue", "request_timeout_s", float, 10.0), low=0.1, high=600)
+    _positive("queue", "backoff_base_ms", _get(q, "queue", "backoff_base_ms", int, 2_000), low=1)
+    _positive("log", "batch_max", _get(lg, "log", "batch_max", int, 1000), low=1, high=100_000)
+    _positive("log", "batch_wait_s", _get(lg, "log", "batch_wait_s", float, 0.0), low=0.0, high=0.2)
     try:
         limits = Limits(
             max_envelope_bytes=_get(lim, "limits", "max_envelope_bytes", int, 1 << 20),
@@ -145,6 +163,10 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         raise ConfigError("queue.backoff_cap_ms: must be at least queue.backoff_base_ms (>= 1)")
     if "policy" not in doc:
         raise ConfigError("policy: required section (routing is fail-closed; see configs/gateway.example.toml)")
+    from gateway.policy import Policy, RateLimits
+
+    Policy.from_config(doc["policy"])  # validate now, naming the key, before anything is opened
+    RateLimits.from_config(doc["policy"])
     return HopConfig(
         member_id=member_id,
         host=host,

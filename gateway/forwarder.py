@@ -104,11 +104,14 @@ class Forwarder:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # Clear before sweeping: a wake() that arrives during the sweep must not be lost.
+            self._wake.clear()
             try:
                 await self.sweep()
             except Exception:  # keep the loop alive; the next sweep retries
                 log.exception("sweep_failed")
-            self._wake.clear()
+            if self._stopping:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.sweep_interval_s)
 

@@ -60,6 +60,8 @@ class HopContext:
     limits: Limits
     max_batch: int = 100
     on_queued: Callable[[], None] = field(default=lambda: None)
+    inflight: dict[tuple[str, bytes], asyncio.Future[bytes]] = field(default_factory=dict)
+    """Acceptances in progress, so a duplicate arriving meanwhile waits for the first one's receipt."""
 
     @property
     def me(self) -> str:
@@ -129,6 +131,11 @@ async def _accept_item(ctx: HopContext, peer: str, item: BatchItem) -> bytes:
     try:
         envelope = Envelope.from_bytes(item.envelope, limits=ctx.limits)
         header, digest = envelope.header, envelope.header_digest
+        key = (header.origin, header.message_id)
+        running = ctx.inflight.get(key)
+        if running is not None:
+            ctx.metrics.duplicates.inc()
+            return await asyncio.shield(running)
         previous = await ctx.reader.accepted_receipt(header.origin, header.message_id)
         if previous is not None:
             ctx.metrics.duplicates.inc()
@@ -141,7 +148,20 @@ async def _accept_item(ctx: HopContext, peer: str, item: BatchItem) -> bytes:
         ctx.rate_limiter.check(header.origin)
     except HeliographError as exc:
         return await _reject(ctx, peer, item, header=header, digest=digest, exc=exc)
-    return await _store(ctx, peer, item, envelope)
+    if key in ctx.inflight:  # another request started storing it while we verified
+        return await asyncio.shield(ctx.inflight[key])
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    ctx.inflight[key] = future
+    try:
+        receipt = await _store(ctx, peer, item, envelope)
+        future.set_result(receipt)
+        return receipt
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+        raise
+    finally:
+        del ctx.inflight[key]
 
 
 def _check_route(ctx: HopContext, peer: str, header: Header, recipients: Sequence[str]) -> None:

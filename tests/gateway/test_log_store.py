@@ -174,3 +174,22 @@ async def test_effects_commit_atomically_with_the_leaf(tmp_path: Path) -> None:
         await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM side").fetchone()[0] == 10
+
+
+async def test_append_many_gives_consecutive_indices_and_mixes_with_single_appends(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "log.db", batch_wait_s=0.02)
+    try:
+        many, single, more = await asyncio.gather(store.append_many([b"a", b"b", b"c"]), store.append(b"d"), store.append_many([b"e", b"f"]))
+        indices = [*many, single, *more]
+        assert sorted(indices) == list(range(6))
+        assert many == list(range(many[0], many[0] + 3)) and more == list(range(more[0], more[0] + 2))
+        entries = await store.entries(0, 6)
+        assert [entries[i] for i in many] == [b"a", b"b", b"c"] and entries[single] == b"d"
+        cp = parse(await store.checkpoint())
+        for i in range(6):
+            verify_inclusion(i, 6, leaf_hash(entries[i]), await store.inclusion_proof(i, 6), cp.root)
+        assert await store.append_many([]) == []
+        with pytest.raises(StorageError):
+            await store.append_many(["text"])  # type: ignore[list-item]
+    finally:
+        await store.close()
