@@ -329,6 +329,7 @@ async def test_replayed_request(net: Net) -> None:
     headers = auth(net, "ke-police", "gw-af", body, nonce=b"n" * 16)
     first = await send(net, "gw-af", body, headers)
     assert first.status == 200
+    await net.drain()  # let the accepted copy's forwarding settle before snapshotting the logs
     before = await log_sizes(net)
     # The captured request, byte for byte, a little later but within the window.
     await net.clock.advance(1_000)
