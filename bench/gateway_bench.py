@@ -132,22 +132,18 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import signal
 import sqlite3
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +151,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402 - bench/ is the script's own directory
 import aiohttp  # noqa: E402
 import msgpack  # noqa: E402
-import nacl  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 SCHEMA = "heliograph/bench/gateway/v1"
@@ -869,50 +865,15 @@ class Bench:
 def machine_info(tmpdir: str) -> dict[str, Any]:
     import aiosqlite
 
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    fs = ""
-    try:
-        best = ""
-        for line in Path("/proc/mounts").read_text().splitlines():
-            dev, mnt, kind = line.split()[:3]
-            if (tmpdir == mnt or tmpdir.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best, fs = mnt, f"{kind} on {mnt} ({dev})"
-    except (OSError, ValueError):
-        pass
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "gateway", "protocol"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        rev, dirty = "", ""
-    code = {}
-    for p in sorted((ROOT / "gateway").glob("*.py")):
-        code[str(p.relative_to(ROOT))] = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "sqlite": sqlite3.sqlite_version,
-        "aiohttp": aiohttp.__version__,
-        "aiosqlite": aiosqlite.__version__,
-        "pynacl": nacl.__version__,
-        "openssl": ssl.OPENSSL_VERSION,
-        "tempdir": tmpdir,
-        "tempdir_fs": fs,
-        "git_rev": rev,
-        "git_dirty_gateway_protocol": bool(dirty.strip()),
-        "code_sha256_16": code,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return _common.machine_info(
+        sqlite=sqlite3.sqlite_version,
+        aiohttp=aiohttp.__version__,
+        aiosqlite=aiosqlite.__version__,
+        tempdir=tmpdir,
+        tempdir_fs=_common.filesystem_of(tmpdir),
+        git_dirty_gateway_protocol=_common.git_dirty("gateway", "protocol"),
+        code_sha256_16=_common.code_hashes(sorted((ROOT / "gateway").glob("*.py"))),
+    )
 
 
 def write_gateway_config(workdir: Path, port: int) -> None:

@@ -105,19 +105,15 @@ import gc
 import hashlib
 import json
 import math
-import os
-import platform
 import random
 import resource
 import sqlite3
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +121,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402 - bench/ is the script's own directory
 import aiosqlite  # noqa: E402
-import nacl  # noqa: E402
 
 from gateway.log_store import LogStore  # noqa: E402
 from protocol.merkle import (  # noqa: E402
@@ -514,45 +510,13 @@ async def child_size(n: int, seed: int, synchronous: str, proof_budget_s: float)
 
 
 def machine_info(tmpdir: str) -> dict[str, Any]:
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    fs = ""
-    try:
-        best = ""
-        for line in Path("/proc/mounts").read_text().splitlines():
-            dev, mnt, kind = line.split()[:3]
-            if (tmpdir == mnt or tmpdir.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best, fs = mnt, f"{kind} on {mnt} ({dev})"
-    except (OSError, ValueError):
-        pass
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    code = {p: hashlib.sha256((ROOT / p).read_bytes()).hexdigest()[:16] for p in ("gateway/log_store.py", "gateway/db.py", "protocol/merkle.py")}
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "sqlite": sqlite3.sqlite_version,
-        "aiosqlite": aiosqlite.__version__,
-        "pynacl": nacl.__version__,
-        "openssl": ssl.OPENSSL_VERSION,
-        "tempdir": tmpdir,
-        "tempdir_fs": fs,
-        "git_rev": rev,
-        "code_sha256_16": code,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return _common.machine_info(
+        sqlite=sqlite3.sqlite_version,
+        aiosqlite=aiosqlite.__version__,
+        tempdir=tmpdir,
+        tempdir_fs=_common.filesystem_of(tmpdir),
+        code_sha256_16=_common.code_hashes(ROOT / p for p in ("gateway/log_store.py", "gateway/db.py", "protocol/merkle.py")),
+    )
 
 
 def run_child(args: list[str], seed: int) -> dict[str, Any]:
@@ -671,10 +635,7 @@ def main() -> int:
         "targets": targets,
         "pass": passes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    _common.write_results(args.out, result)
 
     # ---- report
     print(f"\ntotal {total_s:.1f} s")

@@ -107,18 +107,12 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
-import os
-import platform
 import random
-import ssl
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +120,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import _common  # noqa: E402 - bench/ is the script's own directory
 import msgpack  # noqa: E402
 import nacl  # noqa: E402
 import nacl.bindings as sodium  # noqa: E402
@@ -606,33 +601,11 @@ def build_benches(fed: Any, sections: dict[str, bytes], cases: dict[int, Case]) 
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
     has_aegis = hasattr(sodium, "crypto_aead_aegis256_encrypt")
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "pynacl": nacl.__version__,
-        "libsodium": "bundled with PyNaCl (version string not exposed)" + ("; AEGIS present, so >= 1.0.19" if has_aegis else ""),
-        "msgpack": ".".join(map(str, msgpack.version)) + (" (C extension)" if msgpack.Packer.__module__.endswith("_cmsgpack") else " (pure Python!)"),
-        "openssl": ssl.OPENSSL_VERSION,
-        "git_rev": rev,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return _common.machine_info(
+        libsodium="bundled with PyNaCl (version string not exposed)" + ("; AEGIS present, so >= 1.0.19" if has_aegis else ""),
+        msgpack=".".join(map(str, msgpack.version)) + (" (C extension)" if msgpack.Packer.__module__.endswith("_cmsgpack") else " (pure Python!)"),
+    )
 
 
 def per_round_ratio(op: Bench, terms: list[tuple[int, Bench]], overhead: list[float]) -> list[float]:
@@ -784,10 +757,7 @@ def main() -> int:
         "targets": targets,
         "pass": passes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    _common.write_results(args.out, result)
 
     print(f"\n{rounds} rounds in {total_s - setup_s:.1f} s (+{setup_s:.1f} s setup); empty-call overhead {overhead_ns:.0f} ns, subtracted")
     print("\nPrimitives (raw floor)                         median µs      p10      p90")

@@ -28,7 +28,8 @@ from gateway.clock import Clock
 from gateway.config import HopConfig
 from gateway.forwarder import Forwarder
 from gateway.hop import HopContext, accept_batch, accept_receipts
-from gateway.hop_store import HopReader, migrate_hop
+from gateway.hop_store import MIGRATIONS as HOP_MIGRATIONS
+from gateway.hop_store import HopReader
 from gateway.http import error_middleware
 from gateway.keyfile import read_secret_keys
 from gateway.log_api import setup_log_routes
@@ -92,7 +93,7 @@ async def open_hop(config: HopConfig, *, clock: Clock, rng: Rng, keys: MemberKey
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await LogStore.open(config.db_path, origin=log_origin(keys.member_id), signer=keys.log_signer, config=config.log)
     try:
-        await migrate_hop(store._writer)  # same file, same single writer
+        await store.migrate("hop", HOP_MIGRATIONS)  # same file, same single writer
         reader = await HopReader.open(config.db_path)
     except BaseException:
         await store.close()

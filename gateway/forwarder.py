@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
-from gateway.hop import HopContext, _sign_receipt, receipt_rows
+from gateway.hop import HopContext, receipt_rows, sign_receipt
 from gateway.hop_store import DEST_FAILURE, DEST_RESET, DEST_SUCCESS, FINISH_ROW, KIND_ENVELOPE, MARK_DELAYED, PURGE_MESSAGE, RETRY_ROW, OutboxRow, RowState
 from gateway.log_store import Statement
 from protocol.batch import BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
@@ -183,10 +183,9 @@ class Forwarder:
     async def _send_envelopes(self, dest: str, rows: list[OutboxRow]) -> None:
         items, live = [], []
         for row in rows:
-            envelope = await self.ctx.reader.envelope(row.origin, row.message_id)
-            if envelope is None:
+            if row.envelope is None:
                 continue  # purged: the expiry sweep finishes the row
-            items.append(BatchItem(envelope=envelope, recipients=row.recipients, prev=row.prev))
+            items.append(BatchItem(envelope=row.envelope, recipients=row.recipients, prev=row.prev))
             live.append(row)
         if not items:
             return
@@ -221,7 +220,7 @@ class Forwarder:
             ctx.metrics.hop_latency.observe(max(0, ctx.clock.now_ms() - row.created_at) / 1000)
         else:
             event, extra = "rejected", {"reason": theirs.reason}
-        build = _sign_receipt(
+        build = sign_receipt(
             ctx, message_id=row.message_id, header_digest=theirs.header_digest, event=event, peer=dest, prev=hashlib.sha256(raw).digest(), **extra
         )
         state = RowState.DONE if accepted else RowState.REJECTED
@@ -276,8 +275,9 @@ class Forwarder:
         if len(self._delayed_ids) > 100_000:  # the database flag covers committed rows; keep memory bounded
             self._delayed_ids.clear()
         self._delayed_ids.add(row.id)
-        digest = await self._header_digest(row)
-        build = _sign_receipt(ctx, message_id=row.message_id, header_digest=digest, event="delayed", peer=dest, prev=row.prev, retry_until=row.expires)
+        build = sign_receipt(
+            ctx, message_id=row.message_id, header_digest=row.header_digest, event="delayed", peer=dest, prev=row.prev, retry_until=row.expires
+        )
         await ctx.log.submit(
             build,
             lambda _i, ours: [
@@ -286,20 +286,13 @@ class Forwarder:
             ],
         )
 
-    async def _header_digest(self, row: OutboxRow) -> bytes:
-        rows = await self.ctx.reader._db.execute_fetchall(
-            "SELECT header_digest FROM messages WHERE origin = ? AND message_id = ?", (row.origin, row.message_id)
-        )
-        return bytes(rows[0][0])
-
     async def _expire(self, now: int) -> None:
         ctx = self.ctx
         for row in await ctx.reader.expired_rows(now):
             if row.kind != KIND_ENVELOPE:
                 await ctx.log.submit(None, lambda _i, _d, r=row: [(FINISH_ROW, (RowState.EXPIRED.value, "expired", r.id))])
                 continue
-            digest = await self._header_digest(row)
-            build = _sign_receipt(ctx, message_id=row.message_id, header_digest=digest, event="expired", peer=row.destination, prev=row.prev)
+            build = sign_receipt(ctx, message_id=row.message_id, header_digest=row.header_digest, event="expired", peer=row.destination, prev=row.prev)
 
             def effects(_index: int | None, ours: bytes | None, r: OutboxRow = row) -> list[Statement]:
                 return [

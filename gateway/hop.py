@@ -90,7 +90,7 @@ def toward_origin(roster: Roster, me: str, origin: str) -> str | None:
     return origin if home == me or home is None else home
 
 
-def _sign_receipt(ctx: HopContext, **fields: object) -> Callable[[int], bytes]:
+def sign_receipt(ctx: HopContext, **fields: object) -> Callable[[int], bytes]:
     def build(index: int) -> bytes:
         receipt = Receipt(hop=ctx.me, hop_key=ctx.keys.signing_key_id, time=ctx.clock.now_ms(), log_index=index, **fields)  # type: ignore[arg-type]
         return receipt.sign(ctx.keys).to_bytes()
@@ -190,7 +190,7 @@ async def _reject(ctx: HopContext, peer: str, item: BatchItem, *, header: Header
     ctx.metrics.rejected.labels(code=exc.code).inc()
     log.info("envelope_rejected", peer=peer, code=exc.code, message_id=header.message_id.hex() if header else None)
     message_id = header.message_id if header else NO_MESSAGE_ID
-    build = _sign_receipt(ctx, message_id=message_id, header_digest=digest, event="rejected", peer=peer, prev=item.prev, reason=exc.code)
+    build = sign_receipt(ctx, message_id=message_id, header_digest=digest, event="rejected", peer=peer, prev=item.prev, reason=exc.code)
     _, data = await ctx.log.submit(build)
     assert data is not None
     return data
@@ -202,7 +202,7 @@ async def _store(ctx: HopContext, peer: str, item: BatchItem, envelope: Envelope
     by_hop: dict[str, list[str]] = {}
     for r in item.recipients:
         by_hop.setdefault(next_hop(ctx.roster, ctx.me, r), []).append(r)
-    build = _sign_receipt(ctx, message_id=header.message_id, header_digest=envelope.header_digest, event="accepted", peer=peer, prev=item.prev)
+    build = sign_receipt(ctx, message_id=header.message_id, header_digest=envelope.header_digest, event="accepted", peer=peer, prev=item.prev)
 
     def effects(index: int | None, receipt: bytes | None) -> list[Statement]:
         assert receipt is not None

@@ -22,13 +22,13 @@ Tables (migration 1 of component ``hop``):
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from gateway.db import migrate, open_db
+from gateway.db import open_db
 
 MIGRATIONS = (
     """CREATE TABLE messages (
@@ -80,6 +80,9 @@ class OutboxRow:
     expires: int
     delayed_sent: bool
     created_at: int
+    header_digest: bytes = b""
+    envelope: bytes | None = field(default=None, repr=False)
+    """The ciphertext for an envelope copy (None once purged, or for receipt rows)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,11 +103,6 @@ class DestinationStatus:
         if self.failures == 0:
             return "ok" if not any(self.backlog.values()) else "sending"
         return "backing-off"
-
-
-async def migrate_hop(db: aiosqlite.Connection) -> None:
-    """Apply the hop schema (run on the log's writer connection at start-up)."""
-    await migrate(db, "hop", MIGRATIONS)
 
 
 class HopReader:
@@ -133,10 +131,6 @@ class HopReader:
         origin, envelope, expires = rows[0]
         return str(origin), bytes(envelope) if envelope is not None else None, int(expires)
 
-    async def envelope(self, origin: str, message_id: bytes) -> bytes | None:
-        rows = await self._db.execute_fetchall("SELECT envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
-        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
-
     async def due_destinations(self, now: int) -> list[str]:
         """Destinations with queued rows whose back-off has passed."""
         rows = await self._db.execute_fetchall(
@@ -149,9 +143,7 @@ class HopReader:
     async def next_batch(self, destination: str, lane: int, kind: str, now: int, limit: int) -> list[OutboxRow]:
         """The oldest due rows of one lane and kind for ``destination``."""
         rows = await self._db.execute_fetchall(
-            """SELECT id, destination, lane, kind, origin, message_id, recipients, payload, prev, attempts, expires, delayed_sent, created_at
-               FROM outbox WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ?
-               ORDER BY id LIMIT ?""",
+            _ROW_SELECT + " WHERE o.state = 'queued' AND o.destination = ? AND o.lane = ? AND o.kind = ? AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
             (destination, lane, kind, now, limit),
         )
         return [_row(r) for r in rows]
@@ -167,19 +159,16 @@ class HopReader:
     async def stalled_rows(self, now: int, limit: int = 500) -> list[OutboxRow]:
         """Queued envelope copies not yet reported ``delayed`` whose destination is backing off."""
         rows = await self._db.execute_fetchall(
-            """SELECT o.id, o.destination, o.lane, o.kind, o.origin, o.message_id, o.recipients, o.payload, o.prev, o.attempts, o.expires,
-                      o.delayed_sent, o.created_at
-               FROM outbox o JOIN destinations d ON d.destination = o.destination
-               WHERE o.state = 'queued' AND o.kind = 'envelope' AND o.delayed_sent = 0 AND d.backoff_until > ? AND o.expires > ?
-               ORDER BY o.id LIMIT ?""",
+            _ROW_SELECT
+            + " JOIN destinations d ON d.destination = o.destination"
+            + " WHERE o.state = 'queued' AND o.kind = 'envelope' AND o.delayed_sent = 0 AND d.backoff_until > ? AND o.expires > ? ORDER BY o.id LIMIT ?",
             (now, now, limit),
         )
         return [_row(r) for r in rows]
 
     async def expired_rows(self, now: int, limit: int = 500) -> list[OutboxRow]:
         rows = await self._db.execute_fetchall(
-            """SELECT id, destination, lane, kind, origin, message_id, recipients, payload, prev, attempts, expires, delayed_sent, created_at
-               FROM outbox WHERE state = 'queued' AND expires <= ? ORDER BY id LIMIT ?""",
+            _ROW_SELECT + " WHERE o.state = 'queued' AND o.expires <= ? ORDER BY o.id LIMIT ?",
             (now, limit),
         )
         return [_row(r) for r in rows]
@@ -234,6 +223,14 @@ class HopReader:
         return [bytes(r[0]) for r in rows]
 
 
+_ROW_SELECT = (
+    "SELECT o.id, o.destination, o.lane, o.kind, o.origin, o.message_id, o.recipients, o.payload, o.prev, o.attempts, o.expires,"
+    " o.delayed_sent, o.created_at, m.header_digest, CASE WHEN o.kind = 'envelope' THEN m.envelope END"
+    " FROM outbox o LEFT JOIN messages m ON m.origin = o.origin AND m.message_id = o.message_id"
+)
+"""Outbox rows with their message's header digest and (for envelope copies) ciphertext, in one read."""
+
+
 def _row(r: Any) -> OutboxRow:
     return OutboxRow(
         id=int(r[0]),
@@ -249,6 +246,8 @@ def _row(r: Any) -> OutboxRow:
         expires=int(r[10]),
         delayed_sent=bool(r[11]),
         created_at=int(r[12]),
+        header_digest=bytes(r[13]) if r[13] is not None else b"",
+        envelope=bytes(r[14]) if r[14] is not None else None,
     )
 
 

@@ -134,6 +134,14 @@ class LogStore:
         store._task = asyncio.create_task(store._sequence(), name="log-sequencer")
         return store
 
+    async def migrate(self, component: str, migrations: Sequence[str]) -> None:
+        """Apply another store's migrations to this file, on the single writer connection.
+
+        Raises:
+            StorageError: A migration fails.
+        """
+        await migrate(self._writer, component, migrations)
+
     async def _init_head(self) -> None:
         await self._writer.execute("BEGIN IMMEDIATE")
         try:

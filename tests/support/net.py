@@ -162,10 +162,8 @@ class Net:
                 await hop.forwarder.drain()
 
     async def close(self) -> None:
-        for name, server in self.servers.items():
+        for server in self.servers.values():
             await server.close()
-            if name in self.gateways:
-                pass
         for hop in self.gateways.values():
             await hop.close()
 
