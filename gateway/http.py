@@ -33,7 +33,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HeliographError as exc:
-        return error_response(exc.code, exc.message, exc.http_status)
+        return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

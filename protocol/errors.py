@@ -9,7 +9,7 @@ alert content or key material.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class HeliographError(Exception):
@@ -30,7 +30,7 @@ class HeliographError(Exception):
         self.message = message
         self.hint = self.default_hint if hint is None else hint
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """Return the JSON error body used by every HTTP API."""
         return {"code": self.code, "message": self.message}
 
@@ -253,6 +253,57 @@ class ConfigError(HeliographError):
     http_status = 500
 
 
+class UnauthenticatedError(HeliographError):
+    """An officer request without valid credentials (unknown user, wrong password, bad or expired token)."""
+
+    code = "E_UNAUTHENTICATED"
+    http_status = 401
+    default_hint = "Log in again or use a valid API token."
+
+
+class ForbiddenError(HeliographError):
+    """An authenticated officer whose role does not allow the action."""
+
+    code = "E_FORBIDDEN"
+    http_status = 403
+    default_hint = "Ask a supervisor, or use an account with the right role."
+
+
+class ValidationError(HeliographError):
+    """A request whose fields are invalid; ``fields`` maps each field path to a sentence.
+
+    Attributes:
+        fields: ``{"tiers[0].recipients[1]": "unknown member 'xx'", ...}``.
+    """
+
+    code = "E_VALIDATION"
+    http_status = 422
+    default_hint = "Correct the fields named in the error and send again."
+
+    def __init__(self, fields: dict[str, str], *, message: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message or f"{len(fields)} invalid field(s): " + ", ".join(sorted(fields)), hint=hint)
+        self.fields = dict(fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["fields"] = self.fields
+        return body
+
+
+class UnreachableError(HeliographError):
+    """A peer or service that could not be reached (connection refused, timeout, bad answer)."""
+
+    code = "E_UNREACHABLE"
+    http_status = 502
+
+
+class ConflictError(HeliographError):
+    """A request that conflicts with the current state (e.g. acknowledging a purged or cancelled alert twice)."""
+
+    code = "E_CONFLICT"
+    http_status = 409
+
+
 ALL_ERRORS: tuple[type[HeliographError], ...] = (
     HeliographError,
     MalformedError,
@@ -281,5 +332,10 @@ ALL_ERRORS: tuple[type[HeliographError], ...] = (
     RateLimitedError,
     TtlTooLongError,
     ConfigError,
+    UnauthenticatedError,
+    ForbiddenError,
+    ValidationError,
+    UnreachableError,
+    ConflictError,
 )
 """Every error class, for tests that check codes stay unique and stable."""
