@@ -22,7 +22,7 @@ from protocol.limits import Limits
 _SECTIONS = {
     "hop": {"id", "listen", "data_dir", "roster", "key_file"},
     "limits": {"max_envelope_bytes", "max_recipients", "max_batch", "max_request_bytes", "max_clock_skew_ms"},
-    "queue": {"batch_max", "sweep_interval_s", "backoff_base_ms", "backoff_cap_ms", "request_timeout_s"},
+    "queue": {"batch_max", "receipt_batch_max", "sweep_interval_s", "backoff_base_ms", "backoff_cap_ms", "request_timeout_s"},
     "log": {"batch_max", "batch_wait_s", "synchronous"},
     "policy": None,  # validated by gateway.policy
 }
@@ -141,6 +141,7 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         )
         queue = ForwarderConfig(
             batch_max=_get(q, "queue", "batch_max", int, 50),
+            receipt_batch_max=_get(q, "queue", "receipt_batch_max", int, 256),
             sweep_interval_s=_get(q, "queue", "sweep_interval_s", float, 1.0),
             backoff_base_ms=_get(q, "queue", "backoff_base_ms", int, 2_000),
             backoff_cap_ms=_get(q, "queue", "backoff_cap_ms", int, 180_000),
@@ -159,6 +160,8 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         raise ConfigError("log.synchronous: expected FULL or NORMAL")
     if not 1 <= queue.batch_max <= 256:
         raise ConfigError("queue.batch_max: expected 1..256")
+    if not 1 <= queue.receipt_batch_max <= 256:
+        raise ConfigError("queue.receipt_batch_max: expected 1..256")
     if queue.backoff_base_ms < 1 or queue.backoff_cap_ms < queue.backoff_base_ms:
         raise ConfigError("queue.backoff_cap_ms: must be at least queue.backoff_base_ms (>= 1)")
     if "policy" not in doc:

@@ -10,14 +10,17 @@ database file (use ``sqlite3 .backup`` or copy it while the hop is stopped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
 from protocol.errors import HeliographError
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+T = TypeVar("T")
 
 
 class StorageError(HeliographError):
@@ -80,3 +83,15 @@ async def migrate(conn: aiosqlite.Connection, component: str, migrations: Sequen
             await conn.execute("ROLLBACK")
             raise StorageError(f"migration {component} #{number} failed: {exc}") from None
     return len(migrations)
+
+
+async def run_sync(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn(connection)`` on ``conn``'s own worker thread, as one unit.
+
+    aiosqlite hops threads once per statement; a sequencer batch runs tens of
+    statements, so doing them in one hop removes most of its overhead. This uses
+    aiosqlite's queue-a-function primitive (``_execute``), the same one behind
+    every public method; pyproject pins aiosqlite below the next major version
+    and tests/gateway/test_db.py checks the primitive is still there.
+    """
+    return await conn._execute(lambda: fn(conn._conn))

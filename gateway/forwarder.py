@@ -22,15 +22,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 from dataclasses import dataclass
 
 import aiohttp
 import structlog
 
 from gateway.hop import HopContext, receipt_rows, sign_receipt
-from gateway.hop_store import DEST_FAILURE, DEST_RESET, DEST_SUCCESS, FINISH_ROW, KIND_ENVELOPE, MARK_DELAYED, PURGE_MESSAGE, RETRY_ROW, OutboxRow, RowState
+from gateway.hop_store import (
+    DELETE_FINISHED,
+    DEST_FAILURE,
+    DEST_RESET,
+    DEST_SUCCESS,
+    FINISH_ROW,
+    KIND_ENVELOPE,
+    MARK_DELAYED,
+    PURGE_MESSAGE,
+    RETRY_ROW,
+    OutboxRow,
+    RowState,
+)
 from gateway.log_store import Statement
-from protocol.batch import BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
+from protocol.batch import MAX_BATCH_ITEMS, BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
 from protocol.errors import HeliographError
 from protocol.keys import Rng
 from protocol.receipts import SignedReceipt
@@ -50,11 +63,27 @@ class ForwarderConfig:
     sweep_interval_s: float = 1.0
     backoff_base_ms: int = 2_000
     backoff_cap_ms: int = 180_000
+    receipt_batch_max: int = MAX_BATCH_ITEMS
     request_timeout_s: float = 10.0
 
 
 class SendFailure(Exception):
-    """A whole batch could not be delivered to a destination."""
+    """A whole batch could not be delivered to a destination.
+
+    Attributes:
+        status: The peer's HTTP status, when it answered at all.
+        code: The peer's stable error code, when its answer carried one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    @property
+    def batch_refused(self) -> bool:
+        """The peer refused the request itself as too big or malformed: resending it unchanged cannot succeed."""
+        return self.status in (400, 413)
 
 
 class Forwarder:
@@ -72,6 +101,8 @@ class Forwarder:
         self._session: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._depth_labels: set[tuple[str, str]] = set()
+        self._batch_limit: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
         self._failures = await self.ctx.reader.failure_counts()
@@ -103,12 +134,17 @@ class Forwarder:
             self.wake()
 
     async def _run(self) -> None:
+        next_maintenance = 0
         while not self._stopping:
-            # Clear before sweeping: a wake() that arrives during the sweep must not be lost.
+            # Clear before scanning: a wake() that arrives during the scan must not be lost.
             self._wake.clear()
             try:
-                await self.sweep()
-            except Exception:  # keep the loop alive; the next sweep retries
+                now = self.ctx.clock.now_ms()
+                if now >= next_maintenance:
+                    await self.maintain(now)
+                    next_maintenance = now + int(self.config.sweep_interval_s * 1000)
+                await self.dispatch(now)
+            except Exception:  # keep the loop alive; the next round retries
                 log.exception("sweep_failed")
             if self._stopping:
                 break
@@ -116,24 +152,37 @@ class Forwarder:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.sweep_interval_s)
 
     async def sweep(self) -> None:
-        """Expire, purge, and start a send for every due (destination, lane)."""
+        """One full round: housekeeping, then a send for every due (destination, lane)."""
         now = self.ctx.clock.now_ms()
+        await self.maintain(now)
+        await self.dispatch(now)
+
+    async def maintain(self, now: int) -> None:
+        """Housekeeping on the sweep timer: expiry, purge, late-copy receipts, queue-depth gauges."""
         await self._expire(now)
         # Copies queued behind a destination that is backing off are reported late at once,
         # not only after the next attempt fails.
         stalled = await self.ctx.reader.stalled_rows(now)
         await asyncio.gather(*(self._delayed(row.destination, row) for row in stalled))
-        for dest in await self.ctx.reader.due_destinations(now):
-            for lane, kind in await self.ctx.reader.due_lanes(dest, now):
-                key = (dest, lane, kind)
-                if key in self._busy or self._stopping:
-                    continue
-                self._busy.add(key)
-                task = asyncio.create_task(self._send(dest, lane, kind))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                break  # the most urgent lane first; the others on the next sweep
         await self._update_depth()
+
+    async def dispatch(self, now: int) -> None:
+        """Start a send for each destination's most urgent due envelope lane, and for its receipts.
+
+        Cheap enough to run on every wake-up: it reads only queued rows (partial index).
+        """
+        started: set[tuple[str, str]] = set()
+        for dest, lane, kind in await self.ctx.reader.due_lanes(now):
+            if (dest, kind) in started or self._stopping:
+                continue
+            started.add((dest, kind))  # lanes come most urgent first; later lanes wait their turn
+            key = (dest, lane, kind)
+            if any(busy[0] == dest and busy[2] == kind for busy in self._busy):
+                continue  # one batch in flight per destination and kind; precedence picks the next
+            self._busy.add(key)
+            task = asyncio.create_task(self._send(dest, lane, kind))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def drain(self, rounds: int = 50) -> None:
         """Sweep until nothing is in flight (tests and shutdown use this)."""
@@ -144,14 +193,20 @@ class Forwarder:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _update_depth(self) -> None:
+        seen: set[tuple[str, str]] = set()
         for status in await self.ctx.reader.destinations():
             for lane, count in status.backlog.items():
                 self.ctx.metrics.queue_depth.labels(destination=status.destination, lane=lane).set(count)
+                seen.add((status.destination, lane))
+        for key in self._depth_labels - seen:  # a drained lane reads 0, not its last backlog
+            self.ctx.metrics.queue_depth.labels(destination=key[0], lane=key[1]).set(0)
+        self._depth_labels = seen | self._depth_labels
 
     async def _send(self, dest: str, lane: int, kind: str) -> None:
         try:
             now = self.ctx.clock.now_ms()
-            rows = await self.ctx.reader.next_batch(dest, lane, kind, now, self.config.batch_max)
+            limit = self._batch_limit.get((dest, kind), self.config.batch_max if kind == KIND_ENVELOPE else self.config.receipt_batch_max)
+            rows = await self.ctx.reader.next_batch(dest, lane, kind, now, limit)
             if not rows:
                 return
             try:
@@ -160,7 +215,14 @@ class Forwarder:
                 else:
                     await self._send_receipts(dest, rows)
             except SendFailure as exc:
-                await self._failed(dest, rows, str(exc))
+                if exc.batch_refused and len(rows) > 1:
+                    # The peer takes smaller requests than we send (count or bytes): halve and go again.
+                    self._batch_limit[(dest, kind)] = max(1, len(rows) // 2)
+                    log.warning("batch_refused_shrinking", destination=dest, kind=kind, size=len(rows), code=exc.code)
+                elif exc.batch_refused:
+                    await self._poison(dest, rows[0], exc.code or "E_MALFORMED")
+                else:
+                    await self._failed(dest, rows, str(exc))
         except Exception:
             log.exception("send_crashed", destination=dest)
         finally:
@@ -175,7 +237,7 @@ class Forwarder:
             async with self._session.post(member.endpoint.rstrip("/") + path, data=body, headers={"Authorization": auth, "Content-Type": MSGPACK}) as resp:
                 data = await resp.read()
                 if resp.status != 200:
-                    raise SendFailure(f"HTTP {resp.status}: {data[:200].decode('utf-8', 'replace')}")
+                    raise SendFailure(f"HTTP {resp.status}: {data[:200].decode('utf-8', 'replace')}", status=resp.status, code=_error_code(data))
                 return data
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise SendFailure(f"{type(exc).__name__}: {exc}") from None
@@ -246,6 +308,23 @@ class Forwarder:
         self._failures[dest] = 0
         await self.ctx.log.submit(None, lambda _i, _d: [(FINISH_ROW, (RowState.DONE.value, None, r.id)) for r in rows] + [(DEST_SUCCESS, (dest, now, now))])
 
+    async def _poison(self, dest: str, row: OutboxRow, code: str) -> None:
+        """A single copy the peer refuses at the request level (e.g. too big for it): reject it, do not retry forever."""
+        ctx = self.ctx
+        ctx.metrics.rejected.labels(code=code).inc()
+        log.warning("copy_refused_by_peer", message_id=row.message_id.hex(), origin=row.origin, destination=dest, code=code)
+        if row.kind != KIND_ENVELOPE:
+            await ctx.log.submit(None, lambda _i, _d: [(FINISH_ROW, (RowState.REJECTED.value, code, row.id))])
+            return
+        build = sign_receipt(ctx, message_id=row.message_id, header_digest=row.header_digest, event="rejected", peer=dest, prev=row.prev, reason=code)
+        await ctx.log.submit(
+            build,
+            lambda _i, ours: [
+                (FINISH_ROW, (RowState.REJECTED.value, code, row.id)),
+                *receipt_rows(ctx, ours or b"", origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires),
+            ],
+        )
+
     def _backoff_ms(self, failures: int) -> int:
         base = min(self.config.backoff_cap_ms, self.config.backoff_base_ms * (2 ** min(failures - 1, 30)))
         jitter = int.from_bytes(self._rng(2), "big") / 65535  # full jitter over the upper half
@@ -304,5 +383,13 @@ class Forwarder:
             ctx.metrics.expired.inc()
             log.info("copy_expired", message_id=row.message_id.hex(), origin=row.origin, destination=row.destination)
         purge = await ctx.reader.purgeable(now)
-        if purge:
-            await ctx.log.submit(None, lambda _i, _d: [(PURGE_MESSAGE, p) for p in purge])
+        await ctx.log.submit(None, lambda _i, _d: [*((PURGE_MESSAGE, p) for p in purge), (DELETE_FINISHED, (now,))])
+
+
+def _error_code(body: bytes) -> str | None:
+    """The stable code in a peer's JSON error body, if it has one."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) and code.isascii() and len(code) <= 64 else None

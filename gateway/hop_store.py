@@ -48,6 +48,12 @@ CREATE TABLE destinations (
     destination TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, backoff_until INTEGER NOT NULL DEFAULT 0,
     last_success_at INTEGER, last_error TEXT, last_error_at INTEGER, last_attempt_at INTEGER);
 CREATE TABLE receipts (digest BLOB PRIMARY KEY, message_id BLOB NOT NULL, receipt BLOB NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID""",
+    # 2: the scheduler only ever looks at queued rows; partial indexes keep its
+    # queries proportional to the backlog, not to everything ever sent.
+    """DROP INDEX outbox_due;
+CREATE INDEX outbox_queued ON outbox (destination, lane, kind, next_attempt_at, id) WHERE state = 'queued';
+CREATE INDEX outbox_queued_expiry ON outbox (expires) WHERE state = 'queued';
+CREATE INDEX outbox_finished ON outbox (expires) WHERE state <> 'queued'""",
 )
 
 KIND_ENVELOPE = "envelope"
@@ -131,14 +137,15 @@ class HopReader:
         origin, envelope, expires = rows[0]
         return str(origin), bytes(envelope) if envelope is not None else None, int(expires)
 
-    async def due_destinations(self, now: int) -> list[str]:
-        """Destinations with queued rows whose back-off has passed."""
+    async def due_lanes(self, now: int) -> list[tuple[str, int, str]]:
+        """(destination, lane, kind) with queued rows due now and no back-off in force, most urgent lane first."""
         rows = await self._db.execute_fetchall(
-            """SELECT DISTINCT o.destination FROM outbox o LEFT JOIN destinations d ON d.destination = o.destination
-               WHERE o.state = 'queued' AND o.next_attempt_at <= ? AND coalesce(d.backoff_until, 0) <= ?""",
+            """SELECT DISTINCT o.destination, o.lane, o.kind FROM outbox o LEFT JOIN destinations d ON d.destination = o.destination
+               WHERE o.state = 'queued' AND o.next_attempt_at <= ? AND coalesce(d.backoff_until, 0) <= ?
+               ORDER BY o.destination, o.kind, o.lane""",
             (now, now),
         )
-        return [str(r[0]) for r in rows]
+        return [(str(dest), int(lane), str(kind)) for dest, lane, kind in rows]
 
     async def next_batch(self, destination: str, lane: int, kind: str, now: int, limit: int) -> list[OutboxRow]:
         """The oldest due rows of one lane and kind for ``destination``."""
@@ -147,14 +154,6 @@ class HopReader:
             (destination, lane, kind, now, limit),
         )
         return [_row(r) for r in rows]
-
-    async def due_lanes(self, destination: str, now: int) -> list[tuple[int, str]]:
-        """(lane, kind) pairs with due rows, most urgent first."""
-        rows = await self._db.execute_fetchall(
-            "SELECT DISTINCT lane, kind FROM outbox WHERE state = 'queued' AND destination = ? AND next_attempt_at <= ? ORDER BY lane, kind",
-            (destination, now),
-        )
-        return [(int(lane), str(kind)) for lane, kind in rows]
 
     async def stalled_rows(self, now: int, limit: int = 500) -> list[OutboxRow]:
         """Queued envelope copies not yet reported ``delayed`` whose destination is backing off."""
@@ -273,5 +272,8 @@ DEST_FAILURE = (
     " last_error = excluded.last_error, last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at"
 )
 DEST_RESET = "UPDATE destinations SET failures = 0, backoff_until = 0 WHERE destination = ? AND failures > 0"
+DELETE_FINISHED = "DELETE FROM outbox WHERE state <> 'queued' AND expires <= ?"
+"""Finished copies are kept until their message expires (for ``/v1/destinations`` forensics), then dropped;
+the receipts and log entries they produced stay."""
 MARK_DELAYED = "UPDATE outbox SET delayed_sent = 1 WHERE id = ?"
 PURGE_MESSAGE = "UPDATE messages SET envelope = NULL WHERE origin = ? AND message_id = ?"

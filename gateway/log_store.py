@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import aiosqlite
 import nacl.signing
 import structlog
 
-from gateway.db import StorageError, migrate, open_db
+from gateway.db import StorageError, migrate, open_db, run_sync
 from protocol.checkpoint import Checkpoint, sign_checkpoint
 from protocol.errors import BadRequestError
 from protocol.merkle import CompactRange, consistency_ranges, inclusion_ranges, leaf_hash, range_hash, range_subtrees
@@ -240,13 +241,30 @@ class LogStore:
 
     async def _commit_batch(self, batch: Sequence[_Pending]) -> None:
         db = self._writer
-        await db.execute("BEGIN IMMEDIATE")
+        cached = self._edge
+
+        def begin(conn: sqlite3.Connection) -> tuple[int, dict[tuple[int, int], bytes] | None]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                size = int(conn.execute("SELECT size FROM log_head WHERE id = 1").fetchone()[0])
+                if cached is not None and cached.size == size:
+                    return size, None  # nobody else appended since our last batch
+                return size, _lookup_sync(conn, range_subtrees(0, size) if size else [])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
         try:
-            size = (await db.execute_fetchall("SELECT size FROM log_head WHERE id = 1"))[0][0]
-            if self._edge is not None and self._edge.size == size:
-                edge = self._edge.copy()  # nobody else appended since our last batch
+            size, found = await run_sync(db, begin)
+        except BaseException:
+            self._edge = None
+            raise
+        try:
+            if found is None:
+                assert cached is not None
+                edge = cached.copy()
             else:
-                edge = CompactRange.from_subtrees(size, await self._lookup(db, range_subtrees(0, size) if size else []))
+                edge = CompactRange.from_subtrees(size, _lookup_function(found))
             leaves: list[tuple[int, bytes]] = []
             nodes: list[tuple[int, int, bytes]] = []
             results: list[tuple[_Pending, int | None, bytes | None]] = []
@@ -277,22 +295,34 @@ class LogStore:
                     nodes.extend(edge.append(leaf_hash(data)))
                 statements.extend(extra)
                 results.append((item, index, data))
-            if leaves:
-                new_size = size + len(leaves)
-                note = self._sign(new_size, edge.root())
-                await db.executemany("INSERT INTO log_leaves (idx, data) VALUES (?, ?)", leaves)
-                await db.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
-                cursor = await db.execute("UPDATE log_head SET size = ?, checkpoint = ? WHERE id = 1 AND size = ?", (new_size, note, size))
-                if cursor.rowcount != 1:
-                    raise StorageError("log head moved during a locked append (another writer without the lock?)")
-                await db.execute("INSERT INTO log_checkpoints (size, checkpoint) VALUES (?, ?)", (new_size, note))
-            for sql, rows in _group(statements):
-                await db.executemany(sql, rows)
-            await db.execute("COMMIT")
+            note = self._sign(size + len(leaves), edge.root()) if leaves else None
         except BaseException:
             self._edge = None
-            with contextlib.suppress(Exception):
-                await db.execute("ROLLBACK")
+            await run_sync(db, lambda conn: conn.execute("ROLLBACK"))
+            raise
+
+        def write(conn: sqlite3.Connection) -> None:
+            try:
+                if leaves:
+                    new_size = size + len(leaves)
+                    conn.executemany("INSERT INTO log_leaves (idx, data) VALUES (?, ?)", leaves)
+                    conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+                    cursor = conn.execute("UPDATE log_head SET size = ?, checkpoint = ? WHERE id = 1 AND size = ?", (new_size, note, size))
+                    if cursor.rowcount != 1:
+                        raise StorageError("log head moved during a locked append (another writer without the lock?)")
+                    conn.execute("INSERT INTO log_checkpoints (size, checkpoint) VALUES (?, ?)", (new_size, note))
+                for sql, rows in _group(statements):
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+                raise
+
+        try:
+            await run_sync(db, write)
+        except BaseException:
+            self._edge = None
             raise
         self._edge = edge
         for item, index, data in results:
@@ -302,29 +332,9 @@ class LogStore:
             if not item.done.done():
                 item.done.set_exception(error)
 
-    @staticmethod
-    async def _lookup(db: aiosqlite.Connection, wanted: Sequence[tuple[int, int]]) -> Callable[[int, int], bytes]:
-        found: dict[tuple[int, int], bytes] = {}
-        unique = sorted(set(wanted))
-        for chunk_start in range(0, len(unique), 400):
-            chunk = unique[chunk_start : chunk_start + 400]
-            placeholders = ",".join("(?, ?)" for _ in chunk)
-            params = [v for pair in chunk for v in pair]
-            # Join from the VALUES list so SQLite searches the primary key for each pair
-            # (a plain "(level, idx) IN (VALUES ...)" scans the whole table on SQLite 3.40).
-            rows = await db.execute_fetchall(
-                f"SELECT n.level, n.idx, n.hash FROM (VALUES {placeholders}) AS w CROSS JOIN log_nodes AS n ON n.level = w.column1 AND n.idx = w.column2",  # noqa: S608 - placeholders only
-                params,
-            )
-            found.update({(level, idx): bytes(h) for level, idx, h in rows})
-
-        def lookup(level: int, idx: int) -> bytes:
-            try:
-                return found[(level, idx)]
-            except KeyError:
-                raise StorageError(f"log node ({level}, {idx}) is missing: the database is damaged") from None
-
-        return lookup
+    async def _lookup(self, wanted: Sequence[tuple[int, int]]) -> Callable[[int, int], bytes]:
+        found = await run_sync(self._reader, lambda conn: _lookup_sync(conn, wanted))
+        return _lookup_function(found)
 
     async def size(self) -> int:
         """The size of the latest committed tree."""
@@ -354,7 +364,7 @@ class LogStore:
 
     async def _proof(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         wanted = [st for s, e in ranges for st in range_subtrees(s, e)]
-        lookup = await self._lookup(self._reader, wanted)
+        lookup = await self._lookup(wanted)
         return [range_hash(s, e, lookup) for s, e in ranges]
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
@@ -389,3 +399,31 @@ class LogStore:
             await self._task
         await self._writer.close()
         await self._reader.close()
+
+
+def _lookup_sync(conn: sqlite3.Connection, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Fetch the stored subtree hashes ``wanted`` (pairs of level and index)."""
+    found: dict[tuple[int, int], bytes] = {}
+    unique = sorted(set(wanted))
+    for chunk_start in range(0, len(unique), 400):
+        chunk = unique[chunk_start : chunk_start + 400]
+        placeholders = ",".join("(?, ?)" for _ in chunk)
+        params = [v for pair in chunk for v in pair]
+        # Join from the VALUES list so SQLite searches the primary key for each pair
+        # (a plain "(level, idx) IN (VALUES ...)" scans the whole table on SQLite 3.40).
+        rows = conn.execute(
+            f"SELECT n.level, n.idx, n.hash FROM (VALUES {placeholders}) AS w CROSS JOIN log_nodes AS n ON n.level = w.column1 AND n.idx = w.column2",  # noqa: S608 - placeholders only
+            params,
+        ).fetchall()
+        found.update({(level, idx): bytes(h) for level, idx, h in rows})
+    return found
+
+
+def _lookup_function(found: dict[tuple[int, int], bytes]) -> Callable[[int, int], bytes]:
+    def lookup(level: int, idx: int) -> bytes:
+        try:
+            return found[(level, idx)]
+        except KeyError:
+            raise StorageError(f"log node ({level}, {idx}) is missing: the database is damaged") from None
+
+    return lookup

@@ -142,3 +142,47 @@ async def test_metrics_health_and_destinations(net: Net) -> None:
             body = await resp.json()
     assert any(d["destination"] == "fr-police" and d["state"] == "ok" and d["last_success_at"] for d in body["destinations"])
     json.dumps(body)
+
+
+async def test_a_peer_taking_smaller_batches_gets_them_without_delay(net: Net) -> None:
+    """The receiver's max_batch is smaller than ours: halve and resend at once, no back-off, nothing delayed."""
+    net.nodes["fr-police"].max_batch = 3
+    envs = [net.seal("int-org", [("all", ["summary", "details"], ["fr-police"])], seed=f"small-{i}") for i in range(10)]
+    await net.submit("int-org", envs)
+    await net.drain()
+    stand_in = net.nodes["fr-police"]
+    assert sorted(stand_in.delivered) == sorted(e.message_id for e in envs)
+    assert all(len(v) == 1 for v in stand_in.delivered.values()), "each copy delivered exactly once"
+    assert stand_in.batch_sizes[:2] == [10, 5] and all(n <= 3 for n in stand_in.batch_sizes[2:]), "halved until it fits"
+    events = {event for _hop, event in (e for m in envs for e in net.nodes["int-org"].events_for(m.message_id))}
+    assert "delayed" not in events and "delivered" in events
+    (status,) = [d for d in await net.gateways["gw-eu"].ctx.reader.destinations() if d.destination == "fr-police"]
+    assert status.failures == 0
+
+
+async def test_a_copy_the_peer_refuses_on_its_own_is_rejected_not_retried_forever(net: Net) -> None:
+    net.nodes["fr-police"].max_batch = 0
+    env = net.seal("int-org", [("all", ["summary", "details"], ["fr-police"])], seed="poison")
+    await net.submit("int-org", [env])
+    await net.drain()
+    assert net.nodes["fr-police"].delivered == {}
+    rejected = [r for r in net.nodes["int-org"].receipts if r.message_id == env.message_id and r.event == "rejected"]
+    assert [(r.hop, r.peer, r.reason) for r in rejected] == [("gw-eu", "fr-police", "E_TOO_LARGE")]
+    rows = await net.gateways["gw-eu"].ctx.reader._db.execute_fetchall("SELECT state FROM outbox WHERE kind = 'envelope' AND destination = 'fr-police'")
+    assert [r[0] for r in rows] == ["rejected"]
+
+
+async def test_queue_depth_gauge_returns_to_zero_when_a_lane_drains(net: Net) -> None:
+    from prometheus_client import generate_latest
+
+    net.nodes["fr-police"].refuse = True
+    env = net.seal("int-org", [("all", ["summary", "details"], ["fr-police"])], seed="depth")
+    await net.submit("int-org", [env])
+    await net.drain()
+    line = 'heliograph_queue_depth{destination="fr-police",lane="FLASH"}'
+    metrics = net.gateways["gw-eu"].ctx.metrics
+    assert f"{line} 1.0" in generate_latest(metrics.registry).decode()
+    net.nodes["fr-police"].refuse = False
+    net.clock.advance(HOUR // 2)  # past any back-off
+    await net.drain()
+    assert f"{line} 0.0" in generate_latest(metrics.registry).decode()

@@ -611,14 +611,14 @@ async def test_shutdown_during_a_sweep_is_prompt(tmp_path: Path) -> None:
     net = await start_strict_net(tmp_path, sweep_interval_s=3600.0)
     forwarder = net.gateways["gw-af"].forwarder
     in_sweep, release = asyncio.Event(), asyncio.Event()
-    original = forwarder.sweep
+    original = forwarder.dispatch
 
-    async def gated_sweep() -> None:
+    async def gated_dispatch(now: int) -> None:
         in_sweep.set()
         await release.wait()
-        await original()
+        await original(now)
 
-    forwarder.sweep = gated_sweep  # type: ignore[method-assign]
+    forwarder.dispatch = gated_dispatch  # type: ignore[method-assign]
     stopping: asyncio.Task[None] | None = None
     try:
         forwarder.wake()
@@ -632,5 +632,5 @@ async def test_shutdown_during_a_sweep_is_prompt(tmp_path: Path) -> None:
         forwarder.wake()  # unstick the loop the bug left waiting, so teardown can finish
         if stopping is not None:
             await stopping
-        forwarder.sweep = original  # type: ignore[method-assign]
+        forwarder.dispatch = original  # type: ignore[method-assign]
         await net.close()

@@ -57,6 +57,9 @@ class StandInNode:
     receipts: list[Receipt] = field(default_factory=list)
     receipt_bytes: list[bytes] = field(default_factory=list)
     refuse: bool = False
+    max_batch: int | None = None
+    """Refuse (413 E_TOO_LARGE) any envelope batch with more items than this, like a peer with a small ``max_batch``."""
+    batch_sizes: list[int] = field(default_factory=list)
     server: TestServer | None = None
 
     def app(self) -> web.Application:
@@ -84,6 +87,9 @@ class StandInNode:
         if self.refuse:
             return web.Response(status=503, text="stand-in is down")
         batch = EnvelopeBatch.from_bytes(await self._auth(request))
+        self.batch_sizes.append(len(batch.items))
+        if self.max_batch is not None and len(batch.items) > self.max_batch:
+            return web.json_response({"error": {"code": "E_TOO_LARGE", "message": "batch too large"}}, status=413)
         results = []
         for item in batch.items:
             env = Envelope.from_bytes(item.envelope)
