@@ -18,6 +18,8 @@ answered "accepted" can be lost, because it was committed before the answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,7 @@ from gateway.log_api import setup_log_routes
 from gateway.log_store import LogStore
 from gateway.metrics import HopMetrics
 from gateway.policy import NonceCache, Policy, RateLimiter
+from gateway.roster_watch import RosterWatcher
 from protocol.errors import BadAuthError, ConfigError, HeliographError, TooLargeError
 from protocol.keys import MemberKeys, Rng, format_vkey, log_origin
 from protocol.roster import Roster, SignedRoster
@@ -55,9 +58,14 @@ class Hop:
     forwarder: Forwarder
     nonces: NonceCache
     ready: bool = True
+    roster_task: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         self.ready = False
+        if self.roster_task is not None:
+            self.roster_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.roster_task
         await self.forwarder.stop()
         await self.ctx.log.close()
         await self.ctx.reader.close()
@@ -86,10 +94,11 @@ async def open_hop(config: HopConfig, *, clock: Clock, rng: Rng, keys: MemberKey
     keys = keys or read_secret_keys(config.key_file)
     if keys.member_id != config.member_id:
         raise ConfigError(f"hop.key_file holds keys for {keys.member_id}, not {config.member_id}")
-    roster = roster or load_roster(config, clock.now_ms())
-    member = roster.member(config.member_id)
-    if member.log_vkey != format_vkey(log_origin(keys.member_id), bytes(keys.log_signer.verify_key)):
-        raise ConfigError("the roster's log_vkey for this member does not match hop.key_file")
+    watcher: RosterWatcher | None = None
+    if roster is None:
+        roster = load_roster(config, clock.now_ms())
+        watcher = RosterWatcher(config.roster_path, SignedRoster.from_bytes(config.roster_path.read_bytes()), local_check=lambda r: _check_membership(r, keys))
+    _check_membership(roster, keys)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await LogStore.open(config.db_path, origin=log_origin(keys.member_id), signer=keys.log_signer, config=config.log)
     try:
@@ -114,7 +123,25 @@ async def open_hop(config: HopConfig, *, clock: Clock, rng: Rng, keys: MemberKey
     ctx.on_queued = forwarder.wake
     await forwarder.start()
     nonces = NonceCache(window_ms=config.limits.max_clock_skew_ms, clock=clock)
-    return Hop(config=config, ctx=ctx, forwarder=forwarder, nonces=nonces)
+    hop = Hop(config=config, ctx=ctx, forwarder=forwarder, nonces=nonces)
+    if watcher is not None:
+
+        async def adopt(signed: SignedRoster) -> None:
+            ctx.roster = watcher.roster  # new requests and sends use it; nothing restarts
+
+        hop.roster_task = asyncio.create_task(watcher.run(clock, interval_s=config.queue.sweep_interval_s, on_update=adopt), name="roster-watch")
+    return hop
+
+
+def _check_membership(roster: Roster, keys: MemberKeys) -> None:
+    """The roster must list this hop with the log key it signs with.
+
+    Raises:
+        ConfigError: Not a member, or the log key differs from the key file's.
+    """
+    member = roster.member(keys.member_id)
+    if member.log_vkey != format_vkey(log_origin(keys.member_id), bytes(keys.log_signer.verify_key)):
+        raise ConfigError("the roster's log_vkey for this member does not match hop.key_file")
 
 
 HOP: web.AppKey[Hop] = web.AppKey("hop", Hop)

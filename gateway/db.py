@@ -51,6 +51,8 @@ async def open_db(path: Path | str, *, synchronous: str = "FULL", busy_timeout_m
         if not read_only:
             await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Purged content (expired ciphertext, sunset alerts) is overwritten on disk, not just unlinked.
+        await conn.execute("PRAGMA secure_delete = ON")
     except Exception as exc:
         await conn.close()
         raise StorageError(f"cannot open database {path}: {exc}") from None

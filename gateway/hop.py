@@ -62,10 +62,26 @@ class HopContext:
     on_queued: Callable[[], None] = field(default=lambda: None)
     inflight: dict[tuple[str, bytes], asyncio.Future[bytes]] = field(default_factory=dict)
     """Acceptances in progress, so a duplicate arriving meanwhile waits for the first one's receipt."""
+    local_delivery: LocalDelivery | None = None
+    """On a node: opens an envelope addressed to it and returns the rows to commit with its acceptance."""
+    on_receipts: Callable[[Sequence[bytes]], None] = field(default=lambda _r: None)
+    """Called after receipts arriving on ``POST /v1/receipts`` were committed (a node streams them)."""
 
     @property
     def me(self) -> str:
         return self.keys.member_id
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a node does with an envelope it accepts: rows in the same commit, then a callback."""
+
+    statements: Sequence[Statement]
+    after_commit: Callable[[], None] = lambda: None
+
+
+LocalDelivery = Callable[[Envelope, int], Delivery]
+"""``(envelope, now) -> Delivery``; raises a HeliographError (e.g. E_DECRYPT) to reject the envelope."""
 
 
 def next_hop(roster: Roster, me: str, recipient: str) -> str:
@@ -146,6 +162,7 @@ async def _accept_item(ctx: HopContext, peer: str, item: BatchItem) -> bytes:
         ctx.policy.check_ttl(header.created, header.expires, now)
         ctx.policy.evaluate(RouteContext(origin=header.origin, recipients=item.recipients, label=header.label, priority=header.priority))
         ctx.rate_limiter.check(header.origin)
+        delivery = ctx.local_delivery(envelope, now) if ctx.local_delivery is not None else None
     except HeliographError as exc:
         return await _reject(ctx, peer, item, header=header, digest=digest, exc=exc)
     if key in ctx.inflight:  # another request started storing it while we verified
@@ -153,8 +170,10 @@ async def _accept_item(ctx: HopContext, peer: str, item: BatchItem) -> bytes:
     future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     ctx.inflight[key] = future
     try:
-        receipt = await _store(ctx, peer, item, envelope)
+        receipt = await _store(ctx, peer, item, envelope, delivery.statements if delivery else ())
         future.set_result(receipt)
+        if delivery is not None:
+            delivery.after_commit()
         return receipt
     except BaseException as exc:
         future.set_exception(exc)
@@ -172,6 +191,8 @@ def _check_route(ctx: HopContext, peer: str, header: Header, recipients: Sequenc
     if me.kind == KIND_NODE:
         if tuple(recipients) != (ctx.me,):
             raise PolicyDeniedError(f"node {ctx.me} only accepts copies addressed to itself")
+        if peer != me.home_gateway:
+            raise PolicyDeniedError(f"node {ctx.me} only accepts copies from its home gateway {me.home_gateway}")
         return
     if peer == header.origin:
         if sender.home_gateway != ctx.me:
@@ -196,7 +217,7 @@ async def _reject(ctx: HopContext, peer: str, item: BatchItem, *, header: Header
     return data
 
 
-async def _store(ctx: HopContext, peer: str, item: BatchItem, envelope: Envelope) -> bytes:
+async def _store(ctx: HopContext, peer: str, item: BatchItem, envelope: Envelope, extra: Sequence[Statement] = ()) -> bytes:
     header = envelope.header
     lane = PRIORITIES.index(header.priority)
     by_hop: dict[str, list[str]] = {}
@@ -217,6 +238,7 @@ async def _store(ctx: HopContext, peer: str, item: BatchItem, envelope: Envelope
                     (INSERT_OUTBOX, (dest, lane, KIND_ENVELOPE, header.origin, header.message_id, ",".join(recipients), None, own, now, header.expires, now))
                 )
         rows.extend(receipt_rows(ctx, receipt, origin=header.origin, message_id=header.message_id, lane=lane, expires=header.expires))
+        rows.extend(extra)
         return rows
 
     _, data = await ctx.log.submit(build, effects)
@@ -258,4 +280,40 @@ async def accept_receipts(ctx: HopContext, peer: str, body: bytes) -> bytes:
     if statements:
         await ctx.log.submit(None, lambda _i, _d: statements)
         ctx.on_queued()
+        ctx.on_receipts([params[2] for sql, params in statements if sql == INSERT_RECEIPT])
     return ReceiptAck(stored=stored).to_bytes()
+
+
+async def originate(ctx: HopContext, envelope: Envelope, extra: Callable[[bytes], Sequence[Statement]] = lambda _r: ()) -> bytes:
+    """Queue a message this node created toward its home gateway, in one commit.
+
+    The node's own ``accepted`` receipt (no ``peer``) starts the message's
+    receipt chain; ``extra(receipt)`` adds the node's own rows (its alert
+    records) to the same transaction. Returns the receipt.
+
+    Raises:
+        StorageError: Nothing was committed.
+    """
+    header = envelope.header
+    lane = PRIORITIES.index(header.priority)
+    dest = next_hop(ctx.roster, ctx.me, header.recipients[0])
+    build = sign_receipt(ctx, message_id=header.message_id, header_digest=envelope.header_digest, event="accepted")
+
+    def effects(_index: int | None, receipt: bytes | None) -> list[Statement]:
+        assert receipt is not None
+        now = ctx.clock.now_ms()
+        own = hashlib.sha256(receipt).digest()
+        wire = envelope.to_bytes()
+        return [
+            (INSERT_MESSAGE, (header.origin, header.message_id, wire, envelope.header_digest, lane, header.expires, now, ctx.me, receipt)),
+            (INSERT_OUTBOX, (dest, lane, KIND_ENVELOPE, header.origin, header.message_id, ",".join(header.recipients), None, own, now, header.expires, now)),
+            *receipt_rows(ctx, receipt, origin=header.origin, message_id=header.message_id, lane=lane, expires=header.expires),
+            *extra(receipt),
+        ]
+
+    _, data = await ctx.log.submit(build, effects)
+    assert data is not None
+    ctx.metrics.accepted.inc()
+    log.info("message_originated", message_id=header.message_id.hex(), origin=header.origin, destination=dest, kind=header.kind)
+    ctx.on_queued()
+    return data

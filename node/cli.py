@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--proofs", default="auto", help="inclusion proofs to audit: auto (all up to 4096 entries, else 256 sampled), all, or a number")
     verify.set_defaults(handler=cmd_log_verify)
 
+    from node.roster_cli import register as register_roster
+
+    register_roster(sub)
     gw = sub.add_parser("gateway", help="run and inspect a federation gateway")
     gw_sub = gw.add_subparsers(dest="gateway_command", metavar="SUBCOMMAND")
     run = gw_sub.add_parser("run", help="run a gateway until SIGTERM/SIGINT")
