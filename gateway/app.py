@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,15 @@ def load_roster(config: HopConfig, now: int) -> Roster:
     return SignedRoster.from_bytes(data).verify_trusted(now)
 
 
-async def open_hop(config: HopConfig, *, clock: Clock, rng: Rng, keys: MemberKeys | None = None, roster: Roster | None = None) -> Hop:
+async def open_hop(
+    config: HopConfig,
+    *,
+    clock: Clock,
+    rng: Rng,
+    keys: MemberKeys | None = None,
+    roster: Roster | None = None,
+    migrations: Sequence[tuple[str, Sequence[str]]] = (),
+) -> Hop:
     """Open the hop's stores and start its forwarder.
 
     Raises:
@@ -103,6 +112,8 @@ async def open_hop(config: HopConfig, *, clock: Clock, rng: Rng, keys: MemberKey
     store = await LogStore.open(config.db_path, origin=log_origin(keys.member_id), signer=keys.log_signer, config=config.log)
     try:
         await store.migrate("hop", HOP_MIGRATIONS)  # same file, same single writer
+        for component, steps in migrations:  # e.g. a node's own tables; before anything else writes
+            await store.migrate(component, steps)
         reader = await HopReader.open(config.db_path)
     except BaseException:
         await store.close()

@@ -79,13 +79,21 @@ def load_config(path: Path) -> HopConfig:
         ConfigError: Unreadable file, bad TOML, unknown sections or keys, wrong
             types or values; the message names the key.
     """
+    return parse_config(read_toml(path), base=path.parent)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file.
+
+    Raises:
+        ConfigError: Unreadable file or bad TOML.
+    """
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(doc, base=path.parent)
 
 
 def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.app import create_app, open_hop
 from gateway.clock import SystemClock
-from gateway.config import load_config
+from gateway.config import HopConfig, load_config
 from gateway.logs import configure_logging
 
 log = structlog.get_logger("heliograph.service")
@@ -27,7 +27,11 @@ async def serve(config_path: Path, *, ready_file: Path | None = None) -> None:
     config = load_config(config_path)
     configure_logging(member=config.member_id)
     hop = await open_hop(config, clock=SystemClock(), rng=nacl.utils.random)
-    app = create_app(hop)
+    await run_until_signal(create_app(hop), config, ready_file=ready_file)
+
+
+async def run_until_signal(app: web.Application, config: HopConfig, *, ready_file: Path | None = None) -> None:
+    """Serve ``app`` on the hop's listen address until SIGTERM or SIGINT, then shut down cleanly."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=30.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)

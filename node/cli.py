@@ -165,7 +165,42 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default="http://127.0.0.1:7100", help="the gateway's base URL")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     status.set_defaults(handler=cmd_gateway_status)
+    node_cmd = sub.add_parser("node", help="set up and run an agency node, and manage its officers")
+    node_sub = node_cmd.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
+    init = node_sub.add_parser("init", help="generate keys and a commented config; print the member entry for the roster authorities")
+    init.add_argument("--id", required=True, help="the node's member id, e.g. ke-police")
+    init.add_argument("--dir", required=True, help="directory for keys/, node.toml and ID.pub.json")
+    init.add_argument("--url", default="http://127.0.0.1:7200", help="the endpoint peers will reach (goes into the roster)")
+    init.add_argument("--home-gateway", default="gw-eu", help="the gateway this node sends through")
+    init.add_argument("--force", action="store_true", help="replace existing keys and config")
+    init.set_defaults(handler=cmd_node_init)
+    nrun = node_sub.add_parser("run", help="run a node until SIGTERM/SIGINT")
+    nrun.add_argument("--config", required=True, help="TOML config (see configs/node.example.toml)")
+    nrun.add_argument("--ready-file", help="write HOST:PORT here once listening (for supervisors and tests)")
+    nrun.set_defaults(handler=cmd_node_run)
+    from node.accounts_cli import register as register_users
+
+    register_users(node_sub)
     return parser
+
+
+def cmd_node_init(args: argparse.Namespace) -> int:
+    from node.run import init_node, print_member_entry
+
+    entry = init_node(args.id, Path(args.dir), url=args.url, home_gateway=args.home_gateway, force=args.force)
+    print(f"wrote {args.dir}/keys/{args.id}.key (secret, mode 0600), {args.dir}/{args.id}.pub.json and {args.dir}/node.toml")
+    print("send this member entry to the roster authorities:")
+    print_member_entry(entry)
+    return 0
+
+
+def cmd_node_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from node.run import serve_node
+
+    asyncio.run(serve_node(Path(args.config), ready_file=Path(args.ready_file) if args.ready_file else None))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,451 @@
+"""The agency node: a hop (gateway machinery reused) plus the people-facing half.
+
+A node is a hop like a gateway (``gateway.app.open_hop``: peer authentication,
+the durable outbox toward its home gateway, the audit log, receipts), with:
+
+* ``local_delivery``: an envelope addressed to this node is opened *before* it
+  is accepted; if it cannot be opened it is rejected with ``E_DECRYPT`` (or the
+  code ``open`` raised). The inbox row, or for an ``ack`` the ack record and the
+  cancellation of pending escalation steps, commit in the same transaction as
+  the node's ``accepted`` receipt. A duplicate gets the first receipt and never
+  a second inbox row;
+* ``send_alert``: seal the tiers that go now, store the alert, its escalation
+  schedule and its outbox row in one commit, and answer only after it;
+* escalation, on a durable schedule (``escalations`` table): a held tier is
+  sealed and sent when its deadline passes and no recipient of the watched tier
+  has sent an ``accepted`` ack. An ack or a cancel decides the step in the
+  commit that records it, so the step runs at most once, across restarts too;
+* acks: ``POST /v1/inbox/{id}/ack`` sends an ``ack`` message to the origin (so
+  it travels and produces receipts like any message) and signs an
+  ``acknowledged`` receipt for the alert that travels back as a receipt;
+* sunset: content is purged at ``expires`` + retention (see node/store.py);
+* every officer action is a leaf of the node's log (docs/PROTOCOL.md 21).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from gateway.app import Hop, open_hop
+from gateway.clock import Clock
+from gateway.hop import Delivery, originate, receipt_rows, sign_receipt
+from gateway.log_store import Statement
+from node import cap
+from node.accounts import AccountStore, Principal
+from node.compose import AckRequest, AlertRequest, check_references
+from node.config import NodeConfig
+from node.events import EventBus
+from node.store import (
+    ACK_ESCALATIONS,
+    CANCEL_ESCALATIONS,
+    DECIDE_ESCALATION,
+    INSERT_ACK,
+    INSERT_ACTION,
+    INSERT_ALERT,
+    INSERT_ESCALATION,
+    INSERT_INBOX,
+    MIGRATIONS,
+    SET_ALERT_STATUS,
+    SUNSET_ACKS,
+    SUNSET_ALERTS,
+    SUNSET_INBOX,
+    AlertStatus,
+    EscalationRow,
+    EscalationState,
+    NodeReader,
+    refs_text,
+)
+from protocol import encoding
+from protocol.envelope import Tier, open_envelope, seal
+from protocol.errors import ConflictError, MalformedError, NotFoundError
+from protocol.header import PRIORITIES, Envelope
+from protocol.keys import Rng
+
+log = structlog.get_logger("heliograph.node")
+
+ACTION_RECORD_VERSION = 1
+
+
+def action_record(*, node: str, officer: str, role: str, action: str, target: str, time: int) -> bytes:
+    """The log leaf for one officer action (docs/PROTOCOL.md 21): canonical msgpack, no plaintext."""
+    return encoding.encode(
+        {"v": ACTION_RECORD_VERSION, "type": "officer-action", "node": node, "officer": officer, "role": role, "action": action, "target": target, "time": time}
+    )
+
+
+def _b64map(sections: dict[str, bytes]) -> bytes:
+    return json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(sections.items())}, separators=(",", ":")).encode()
+
+
+def _unb64map(data: dict[str, str]) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in data.items()}
+
+
+@dataclass(slots=True)
+class Node:
+    """A running agency node. Create with :meth:`open`; ``close`` it."""
+
+    config: NodeConfig
+    hop: Hop
+    reader: NodeReader
+    accounts: AccountStore
+    rng: Rng
+    events: EventBus = field(default_factory=EventBus)
+    tiers: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)
+    """Tier metadata (member ids, section names) of every alert we sent, for the synchronous ack path."""
+    _task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _due_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One decision at a time: an escalation step is read and decided under it, so it runs once."""
+
+    @classmethod
+    async def open(cls, config: NodeConfig, *, clock: Clock, rng: Rng, **hop_kwargs: Any) -> Node:
+        """Open the hop, the node tables and the account store, and start the scheduler.
+
+        Raises:
+            ConfigError, StorageError, HeliographError: Anything that prevents a safe start.
+        """
+        hop = await open_hop(config.hop, clock=clock, rng=rng, migrations=[("node", MIGRATIONS)], **hop_kwargs)
+        try:
+            reader = await NodeReader.open(config.hop.db_path)
+            accounts = await AccountStore.open(config.accounts_path, rng=rng, **config.kdf)
+        except BaseException:
+            await hop.close()
+            raise
+        node = cls(config=config, hop=hop, reader=reader, accounts=accounts, rng=rng)
+        for alert in await reader.alerts(limit=1_000_000, top_level=False):
+            node.tiers[alert.message_id] = alert.tiers
+        hop.ctx.local_delivery = node._deliver
+        hop.ctx.on_receipts = node._receipts_arrived
+        node._task = asyncio.create_task(node._schedule(), name="node-scheduler")
+        return node
+
+    @property
+    def me(self) -> str:
+        return self.hop.ctx.me
+
+    @property
+    def clock(self) -> Clock:
+        return self.hop.ctx.clock
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.events.close()
+        await self.hop.close()
+        await self.reader.close()
+        await self.accounts.close()
+
+    # -- officer actions ------------------------------------------------------------------
+
+    async def record(self, principal: Principal, action: str, target: str) -> int:
+        """Append an officer action to the log (before the action runs, so attempts are on record)."""
+        now = self.clock.now_ms()
+        leaf = action_record(node=self.me, officer=principal.username, role=str(principal.role), action=action, target=target, time=now)
+        index, _ = await self.hop.ctx.log.submit(
+            lambda _i: leaf, lambda i, _d: [(INSERT_ACTION, (i, now, principal.username, str(principal.role), action, target))]
+        )
+        assert index is not None
+        return index
+
+    async def send_alert(self, principal: Principal, request: AlertRequest) -> bytes:
+        """Seal, store and queue an alert; return its message id once committed.
+
+        Raises:
+            ValidationError: References that are not earlier messages of this agency.
+            HeliographError: Sealing or storage failed (nothing was stored).
+        """
+        check_references(request, await self.reader.statuses(request.refs))
+        ctx = self.hop.ctx
+        initial = request.initial_tiers()
+        envelope = seal(
+            sender=ctx.keys,
+            roster=ctx.roster,
+            tiers=initial,
+            sections=request.plaintext_sections(initial),
+            priority=request.priority,
+            label=request.label,
+            now=request.created_ms,
+            expires=request.expires_ms,
+            rng=self.rng,
+            kind=request.kind,
+            refs=tuple(sorted(request.refs)),
+            limits=ctx.limits,
+        )
+        mid = envelope.message_id
+        await self.record(principal, f"alert.{request.kind}", mid.hex())
+        everything = request.plaintext_sections([t.envelope_tier() for t in request.tiers])
+        tiers = [
+            {
+                "name": t.name,
+                "recipients": list(t.recipients),
+                "sections": list(t.sections),
+                "ack_deadline": t.ack_deadline_ms,
+                "held": t.held,
+                "escalate_if_unacked": {"tier": t.escalation.target, "after_ms": t.escalation.after_ms, "due": t.escalation.due_ms} if t.escalation else None,
+            }
+            for t in request.tiers
+        ]
+        now = self.clock.now_ms()
+
+        def rows(_receipt: bytes) -> list[Statement]:
+            out: list[Statement] = [
+                (
+                    INSERT_ALERT,
+                    (
+                        mid,
+                        request.kind,
+                        None,
+                        refs_text(request.refs),
+                        principal.username,
+                        request.created_ms,
+                        request.expires_ms,
+                        request.priority,
+                        request.label,
+                        envelope.header_digest,
+                        json.dumps(tiers),
+                        _b64map(everything),
+                    ),
+                )
+            ]
+            out += [(INSERT_ESCALATION, (mid, e.watcher, e.target, e.due_ms)) for e in request.escalations()]
+            status = AlertStatus.CANCELLED if request.kind == "cancel" else AlertStatus.UPDATED
+            for ref in request.refs if request.kind in ("update", "cancel") else ():
+                out.append((SET_ALERT_STATUS, (status.value, ref)))
+                if request.kind == "cancel":
+                    out.append((CANCEL_ESCALATIONS, (EscalationState.CANCELLED.value, now, ref)))
+            return out
+
+        self.tiers[mid] = tiers
+        await originate(ctx, envelope, rows)
+        self._wake.set()
+        self.events.publish("sent", {"message_id": mid.hex(), "kind": request.kind, "priority": request.priority})
+        log.info("alert_sent", message_id=mid.hex(), origin=self.me, officer=principal.username, kind=request.kind, priority=request.priority)
+        return mid
+
+    async def acknowledge(self, principal: Principal, message_id: bytes, request: AckRequest) -> bytes:
+        """Send an ack for an inbox item to its origin; return the ack message id.
+
+        Raises:
+            NotFoundError: No such inbox item.
+            ConflictError: The item is itself an ack, or was already acknowledged with this disposition.
+        """
+        item = await self.reader.inbox_item(message_id)
+        if item is None:
+            raise NotFoundError("no such inbox item")
+        if item.kind == "ack":
+            raise ConflictError("an ack cannot be acknowledged")
+        mine = [a for a in await self.reader.acks(message_id) if a.direction == "out"]
+        if any(a.disposition == request.disposition for a in mine):
+            raise ConflictError(f"already acknowledged as {request.disposition}")
+        ctx = self.hop.ctx
+        now = self.clock.now_ms()
+        expires = max(item.expires, now + 3_600_000)
+        envelope = seal(
+            sender=ctx.keys,
+            roster=ctx.roster,
+            tiers=[Tier(name="ack", sections=(cap.ACK,), recipients=(item.origin,))],
+            sections=request.plaintext_sections(message_id),
+            priority=item.priority,
+            label=item.label,
+            now=now,
+            expires=expires,
+            rng=self.rng,
+            kind="ack",
+            refs=(message_id,),
+            limits=ctx.limits,
+        )
+        await self.record(principal, f"inbox.ack.{request.disposition}", message_id.hex())
+        ack_row = (
+            INSERT_ACK,
+            (envelope.message_id, message_id, "out", item.origin, principal.username, request.disposition, request.reason, request.comment, now),
+        )
+        await originate(ctx, envelope, lambda _r: [ack_row])
+        # The signed "acknowledged" receipt for the alert itself travels back like any receipt.
+        header_digest = await self._header_digest(message_id)
+        lane = PRIORITIES.index(item.priority)
+        build = sign_receipt(ctx, message_id=message_id, header_digest=header_digest, event="acknowledged", peer=item.origin, prev=None)
+        await ctx.log.submit(build, lambda _i, raw: receipt_rows(ctx, raw or b"", origin=item.origin, message_id=message_id, lane=lane, expires=item.expires))
+        ctx.on_queued()
+        self.events.publish("ack", {"message_id": message_id.hex(), "direction": "out", "disposition": request.disposition})
+        return envelope.message_id
+
+    async def _header_digest(self, message_id: bytes) -> bytes:
+        rows = await self.hop.ctx.reader._db.execute_fetchall("SELECT header_digest FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
+        return bytes(rows[0][0]) if rows else bytes(32)
+
+    # -- arriving traffic -----------------------------------------------------------------
+
+    def _deliver(self, envelope: Envelope, now: int) -> Delivery:
+        """Open an envelope addressed to us; the rows commit with our acceptance (see module docstring)."""
+        ctx = self.hop.ctx
+        opened = open_envelope(envelope, ctx.keys, ctx.roster, now, limits=ctx.limits)
+        header = opened.header
+        mid = header.message_id
+        if header.kind == "ack":
+            return self._deliver_ack(envelope, opened.sections, now)
+        content = cap.decode_sections(opened.sections)
+        visible = sorted(opened.sections)
+        row = (
+            INSERT_INBOX,
+            (
+                mid,
+                header.origin,
+                header.kind,
+                refs_text(header.refs),
+                header.priority,
+                header.label,
+                header.created,
+                header.expires,
+                now,
+                opened.tier,
+                ",".join(visible),
+                ",".join(sorted(opened.withheld)),
+                json.dumps(content).encode(),
+            ),
+        )
+
+        def announce() -> None:
+            self.events.publish("inbox", {"message_id": mid.hex(), "origin": header.origin, "kind": header.kind, "priority": header.priority})
+            log.info("alert_received", message_id=mid.hex(), origin=header.origin, kind=header.kind, tier=opened.tier)
+
+        return Delivery([row], announce)
+
+    def _deliver_ack(self, envelope: Envelope, sections: dict[str, bytes] | Any, now: int) -> Delivery:
+        header = envelope.header
+        if cap.ACK not in sections:
+            raise MalformedError("an ack message must carry the ack section")
+        ack = cap.decode_ack(sections[cap.ACK])
+        ref = bytes.fromhex(ack["ref"])
+        if header.refs != (ref,):
+            raise MalformedError("an ack must reference exactly the message it acknowledges")
+        sender = header.origin
+        statements: list[Statement] = [
+            (INSERT_ACK, (header.message_id, ref, "in", sender, None, ack["disposition"], ack.get("reason"), ack.get("comment"), now)),
+        ]
+        if ack["disposition"] == "accepted":
+            for tier in self._tiers_of(ref):
+                if sender in tier["recipients"]:
+                    statements.append((ACK_ESCALATIONS, (now, ref, tier["name"], now)))
+
+        def announce() -> None:
+            self.events.publish("ack", {"message_id": ref.hex(), "direction": "in", "member": sender, "disposition": ack["disposition"]})
+            log.info("ack_received", message_id=ref.hex(), origin=sender, disposition=ack["disposition"])
+
+        return Delivery(statements, announce)
+
+    def _tiers_of(self, ref: bytes) -> list[dict[str, Any]]:
+        return self.tiers.get(ref, [])
+
+    def _receipts_arrived(self, receipts: Any) -> None:
+        for raw in receipts:
+            self.events.publish("receipt", {"digest": hashlib.sha256(raw).hexdigest()})
+
+    # -- escalation and sunset ------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_due()
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("node_schedule_failed")
+            next_at = await self.reader.next_escalation_at()
+            delay = self.config.tick_s
+            if next_at is not None:
+                delay = min(delay, max(0.0, (next_at - self.clock.now_ms()) / 1000))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
+
+    async def run_due(self) -> None:
+        """Decide every escalation step that is due, then purge what passed its sunset."""
+        async with self._due_lock:
+            now = self.clock.now_ms()
+            for step in await self.reader.due_escalations(now):
+                await self._decide(step, now)
+            await self.sunset(now)
+
+    async def _decide(self, step: EscalationRow, now: int) -> None:
+        alert = await self.reader.alert(step.alert)
+        if alert is None:
+            return
+        watcher = next(t for t in alert.tiers if t["name"] == step.watcher)
+        if await self.reader.accepted_by(step.alert, tuple(watcher["recipients"])):
+            await self.hop.ctx.log.submit(None, lambda _i, _d: [(DECIDE_ESCALATION, (EscalationState.ACKED.value, None, now, step.id))])
+            return
+        if alert.expires <= now:
+            await self.hop.ctx.log.submit(None, lambda _i, _d: [(DECIDE_ESCALATION, (EscalationState.EXPIRED.value, None, now, step.id))])
+            return
+        if alert.content is None or alert.status == AlertStatus.CANCELLED:
+            await self.hop.ctx.log.submit(None, lambda _i, _d: [(DECIDE_ESCALATION, (EscalationState.CANCELLED.value, None, now, step.id))])
+            return
+        target = next(t for t in alert.tiers if t["name"] == step.target)
+        tier = Tier(name=target["name"], sections=tuple(target["sections"]), recipients=tuple(target["recipients"]))
+        stored = _unb64map(alert.content)
+        ctx = self.hop.ctx
+        envelope = seal(
+            sender=ctx.keys,
+            roster=ctx.roster,
+            tiers=[tier],
+            sections={s: stored[s] for s in tier.sections},
+            priority=alert.priority,
+            label=alert.label,
+            now=now,
+            expires=alert.expires,
+            rng=self.rng,
+            kind="alert",
+            refs=(alert.message_id,),
+            limits=ctx.limits,
+        )
+        tiers_json = json.dumps([{**target, "held": False, "escalated_from": step.watcher}])
+
+        def rows(_receipt: bytes) -> list[Statement]:
+            return [
+                (DECIDE_ESCALATION, (EscalationState.FIRED.value, envelope.message_id, now, step.id)),
+                (
+                    INSERT_ALERT,
+                    (
+                        envelope.message_id,
+                        "alert",
+                        alert.message_id,
+                        refs_text([alert.message_id]),
+                        alert.officer,
+                        now,
+                        alert.expires,
+                        alert.priority,
+                        alert.label,
+                        envelope.header_digest,
+                        tiers_json,
+                        None,
+                    ),
+                ),
+            ]
+
+        await originate(ctx, envelope, rows)
+        self.events.publish("escalated", {"message_id": alert.message_id.hex(), "tier": step.target, "escalation_id": envelope.message_id.hex()})
+        log.info("escalation_fired", message_id=alert.message_id.hex(), origin=self.me, tier=step.target)
+
+    async def sunset(self, now: int) -> None:
+        cutoff = now - self.config.retention_ms
+        rows = await self.reader._db.execute_fetchall(
+            "SELECT (SELECT count(*) FROM alerts WHERE purged = 0 AND expires <= ?) + (SELECT count(*) FROM inbox WHERE purged = 0 AND expires <= ?)",
+            (cutoff, cutoff),
+        )
+        if not rows[0][0]:
+            return
+        await self.hop.ctx.log.submit(None, lambda _i, _d: [(SUNSET_ALERTS, (cutoff,)), (SUNSET_INBOX, (cutoff,)), (SUNSET_ACKS, ())])
+        # Old page images of the purged rows may still sit in the WAL; fold it into the file and truncate it.
+        await self.reader._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.info("sunset_purged", cutoff=cutoff)
+        self.events.publish("purged", {"cutoff": cutoff})
+
