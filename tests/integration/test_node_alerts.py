@@ -157,3 +157,58 @@ async def test_field_errors_reach_the_officer(fed: Agencies) -> None:
     status, body = await fed.call("int-org", "POST", "/v1/alerts", json=bad)
     assert status == 422 and body["error"]["code"] == "E_VALIDATION"
     assert set(body["error"]["fields"]) >= {"priority", "tiers[0].recipients[0]"}
+
+
+async def test_escalation_survives_a_restart_of_the_origin_and_fires_once(fed: Agencies, tmp_path: Path) -> None:
+    from tests.support.agencies import start_node
+
+    mid = await send(fed)
+    port = int(fed.url("int-org").rsplit(":", 1)[1])
+    await fed.servers.pop("int-org").close()
+    await fed.nodes.pop("int-org").close()
+    await fed.clock.advance(11 * MINUTE)  # the deadline passes while the origin is down
+    await fed.settle()
+    assert await inbox_ids(fed, "ke-police") == []
+    tokens = dict(fed.tokens)
+    node = await start_node(fed, tmp_path, "int-org", port, users=False)
+    fed.tokens = tokens
+    await fed.settle()
+    assert len(await inbox_ids(fed, "ke-police")) == 1
+    await node.run_due()
+    await fed.advance(30 * MINUTE)
+    assert len(await inbox_ids(fed, "ke-police")) == 1, "fired exactly once"
+    status, board = await fed.call("int-org", "GET", f"/v1/alerts/{mid}")
+    assert status == 200 and {r["member"]: r["state"] for r in board["recipients"]}["ke-police"] == "delivered"
+
+
+async def test_a_node_rejects_what_it_cannot_open_and_keeps_nothing(fed: Agencies) -> None:
+    """An envelope whose stanza for us is corrupt gets a signed E_DECRYPT rejection, not an inbox row."""
+    from protocol import envelope as env_mod
+    from tests.support.federation import SeededRng
+
+    now = fed.clock.now_ms()
+    good = env_mod.seal(
+        sender=fed.fed.keys["int-org"],
+        roster=fed.fed.roster,
+        tiers=[env_mod.Tier(name="all", sections=("info",), recipients=("fr-police",))],
+        sections={"info": b"not the content format"},
+        priority="FLASH",
+        label="TLP:AMBER",
+        now=now,
+        expires=now + 3_600_000,
+        rng=SeededRng("undecodable"),
+    )
+    from protocol.batch import BatchItem, BatchResults, EnvelopeBatch
+    from protocol.receipts import SignedReceipt
+    from protocol.transport import sign_request
+
+    body = EnvelopeBatch(items=(BatchItem(envelope=good.to_bytes(), recipients=("fr-police",)),)).to_bytes()
+    auth = sign_request(fed.fed.keys["gw-eu"], method="POST", path="/v1/envelopes", query="", destination="fr-police", body=body, now=now, nonce=b"n" * 16)
+    assert fed.session is not None
+    headers = {"Authorization": auth, "Content-Type": "application/x-msgpack"}
+    async with fed.session.post(fed.url("fr-police") + "/v1/envelopes", data=body, headers=headers) as resp:
+        assert resp.status == 200
+        (raw,) = BatchResults.from_bytes(await resp.read()).results
+    receipt = SignedReceipt.from_bytes(raw).verify(fed.fed.roster)
+    assert receipt.event == "rejected" and receipt.reason == "E_MALFORMED"
+    assert await inbox_ids(fed, "fr-police") == []

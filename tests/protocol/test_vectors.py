@@ -37,6 +37,25 @@ def test_receipt_vectors_regenerate_byte_for_byte() -> None:
     assert (VECTORS / "receipt.json").read_text(encoding="utf-8") == generate.render(generate.receipt_vectors())
 
 
+def test_node_vectors_regenerate_byte_for_byte() -> None:
+    assert (VECTORS / "node.json").read_text(encoding="utf-8") == generate.render(generate.node_vectors())
+
+
+def test_node_vectors_decode_as_documented() -> None:
+    """The section bytes are plain canonical msgpack maps with the documented fields (spec 21.1, 21.4)."""
+    import msgpack
+
+    cases = {c["name"]: c for c in json.loads((VECTORS / "node.json").read_text(encoding="utf-8"))["cases"]}
+    info = msgpack.unpackb(bytes.fromhex(cases["info"]["bytes"]))
+    assert info == {**cases["info"]["fields"], "v": 1} and list(info) == sorted(info)
+    ack = msgpack.unpackb(bytes.fromhex(cases["ack-rejected"]["bytes"]))
+    assert ack == {"disposition": "rejected", "reason": "Not our jurisdiction", "ref": bytes(range(16)), "v": 1}
+    action = msgpack.unpackb(bytes.fromhex(cases["officer-action"]["bytes"]))
+    assert action == {**cases["officer-action"]["fields"], "type": "officer-action", "v": 1}
+    items = msgpack.unpackb(bytes.fromhex(cases["attachments"]["bytes"]))["items"]
+    assert items == [{"data": b"KDA 123X", "name": "plate.txt", "type": "text/plain"}]
+
+
 def test_envelope_vectors_have_the_required_fields() -> None:
     doc = _load("envelope.json")
     assert len(doc["cases"]) >= 3

@@ -74,7 +74,7 @@ class Agencies:
             await hop.close()
 
 
-async def start_node(a: Agencies, tmp: Path, member: str, port: int) -> Node:
+async def start_node(a: Agencies, tmp: Path, member: str, port: int, *, users: bool = True) -> Node:
     doc = {
         "hop": {"id": member, "listen": f"127.0.0.1:{port}", "data_dir": str(tmp / member), "roster": "unused", "key_file": "unused"},
         "node": {"kdf": "min", "tick_s": 60, "retention": "1h"},
@@ -85,7 +85,7 @@ async def start_node(a: Agencies, tmp: Path, member: str, port: int) -> Node:
     server = TestServer(create_node_app(node, close_on_cleanup=False), host="127.0.0.1", port=port)
     await server.start_server()
     a.nodes[member], a.servers[member] = node, server
-    for role in ROLES:
+    for role in ROLES if users else ():
         username = f"{role}-{member}"
         await node.accounts.add_user(username, role, PASSWORD, now_ms=a.clock.now_ms())
         a.tokens[(member, role)] = await node.accounts.create_token(username, "tests", now_ms=a.clock.now_ms())

@@ -186,6 +186,52 @@ def receipt_vectors() -> dict[str, Any]:
     }
 
 
+def node_vectors() -> dict[str, Any]:
+    """Section plaintexts of docs/PROTOCOL.md 21.1 and the officer-action log leaf of 21.4."""
+    from node import cap
+    from node.service import action_record
+
+    ref = bytes(range(16))
+    attachment = cap.Attachment(name="plate.txt", media_type="text/plain", data=b"KDA 123X")
+    cases = [
+        {
+            "name": "info",
+            "fields": {
+                "category": "Security",
+                "certainty": "Likely",
+                "event": "Armed robbery",
+                "headline": "Suspect at Namanga",
+                "severity": "Severe",
+                "urgency": "Immediate",
+            },
+            "bytes": cap.encode_info(
+                category="Security", certainty="Likely", event="Armed robbery", headline="Suspect at Namanga", severity="Severe", urgency="Immediate"
+            ).hex(),
+        },
+        {
+            "name": "attachments",
+            "fields": {"items": [{"name": "plate.txt", "type": "text/plain", "data_hex": b"KDA 123X".hex()}]},
+            "bytes": cap.encode_attachments((attachment,)).hex(),
+        },
+        {
+            "name": "ack-accepted",
+            "fields": {"disposition": "accepted", "ref_hex": ref.hex(), "comment": "Units dispatched"},
+            "bytes": cap.encode_ack(ref=ref, disposition="accepted", reason=None, comment="Units dispatched").hex(),
+        },
+        {
+            "name": "ack-rejected",
+            "fields": {"disposition": "rejected", "ref_hex": ref.hex(), "reason": "Not our jurisdiction"},
+            "bytes": cap.encode_ack(ref=ref, disposition="rejected", reason="Not our jurisdiction", comment=None).hex(),
+        },
+        {
+            "name": "officer-action",
+            "fields": {"node": "ke-police", "officer": "duty-1", "role": "officer", "action": "alert.alert", "target": ref.hex(), "time": T0},
+            "bytes": action_record(node="ke-police", officer="duty-1", role="officer", action="alert.alert", target=ref.hex(), time=T0).hex(),
+        },
+    ]
+    return {"description": "Node content formats (docs/PROTOCOL.md section 21): canonical msgpack, hex", "cases": cases}
+
+
 def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
@@ -193,7 +239,8 @@ def render(doc: dict[str, Any]) -> str:
 def main() -> None:
     (HERE / "envelope.json").write_text(render(envelope_vectors()), encoding="utf-8")
     (HERE / "receipt.json").write_text(render(receipt_vectors()), encoding="utf-8")
-    print("wrote tests/vectors/envelope.json and tests/vectors/receipt.json")
+    (HERE / "node.json").write_text(render(node_vectors()), encoding="utf-8")
+    print("wrote tests/vectors/envelope.json, receipt.json and node.json")
 
 
 if __name__ == "__main__":
