@@ -272,17 +272,23 @@ class Node:
         )
         await originate(ctx, envelope, lambda _r: [ack_row])
         # The signed "acknowledged" receipt for the alert itself travels back like any receipt.
-        header_digest = await self._header_digest(message_id)
+        header_digest, accepted = await self._accepted(item.origin, message_id)
         lane = PRIORITIES.index(item.priority)
-        build = sign_receipt(ctx, message_id=message_id, header_digest=header_digest, event="acknowledged", peer=item.origin, prev=None)
+        # Chained to our own "accepted" receipt for the alert (PROTOCOL.md 21.3).
+        build = sign_receipt(ctx, message_id=message_id, header_digest=header_digest, event="acknowledged", peer=item.origin, prev=accepted)
         await ctx.log.submit(build, lambda _i, raw: receipt_rows(ctx, raw or b"", origin=item.origin, message_id=message_id, lane=lane, expires=item.expires))
         ctx.on_queued()
         self.events.publish("ack", {"message_id": message_id.hex(), "direction": "out", "disposition": request.disposition})
         return envelope.message_id
 
-    async def _header_digest(self, message_id: bytes) -> bytes:
-        rows = await self.hop.ctx.reader._db.execute_fetchall("SELECT header_digest FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
-        return bytes(rows[0][0]) if rows else bytes(32)
+    async def _accepted(self, origin: str, message_id: bytes) -> tuple[bytes, bytes | None]:
+        """The header digest of a message we accepted, and the digest of our ``accepted`` receipt for it."""
+        rows = await self.hop.ctx.reader._db.execute_fetchall(
+            "SELECT header_digest, receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id)
+        )
+        if not rows:
+            raise NotFoundError("no accepted message with that id")
+        return bytes(rows[0][0]), hashlib.sha256(bytes(rows[0][1])).digest()
 
     # -- arriving traffic -----------------------------------------------------------------
 

@@ -212,3 +212,33 @@ async def test_a_node_rejects_what_it_cannot_open_and_keeps_nothing(fed: Agencie
     receipt = SignedReceipt.from_bytes(raw).verify(fed.fed.roster)
     assert receipt.event == "rejected" and receipt.reason == "E_MALFORMED"
     assert await inbox_ids(fed, "fr-police") == []
+
+
+async def test_events_stream_new_inbox_items_receipts_and_acks(fed: Agencies) -> None:
+    import asyncio
+    import json
+
+    assert fed.session is not None
+    headers = {"Authorization": f"Bearer {fed.tokens[('fr-police', 'officer')]}"}
+    seen: list[tuple[str, dict[str, object]]] = []
+    async with fed.session.get(fed.url("fr-police") + "/v1/events", headers=headers) as resp:
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        assert (await resp.content.readline()).startswith(b": connected")
+        mid = await send(fed)
+
+        async def read_until_inbox() -> None:
+            kind = None
+            while True:
+                line = (await resp.content.readline()).decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind is not None:
+                    seen.append((kind, json.loads(line.removeprefix("data: "))))
+                    if kind == "inbox":
+                        return
+
+        await asyncio.wait_for(read_until_inbox(), timeout=5)
+    assert ("inbox", {"kind": "alert", "message_id": mid, "origin": "int-org", "priority": "FLASH"}) in seen
+    assert all("summary" not in json.dumps(data) and "Plate" not in json.dumps(data) for _k, data in seen), "no plaintext in events"
+    status, _ = await fed.call("fr-police", "GET", "/v1/events", token="hgt_" + "B" * 43)
+    assert status == 401
