@@ -181,7 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     from node.accounts_cli import register as register_users
 
     register_users(node_sub)
+    demo = sub.add_parser("demo", help="a small federation on loopback, every member its own process, with a narrated scenario")
+    demo.add_argument("--keep", action="store_true", help="keep the federation running after the scenario, until SIGINT/SIGTERM")
+    demo.add_argument("--state-dir", help="where keys, configs, databases and federation.json go (default: a temporary directory)")
+    demo.add_argument("--base-port", type=int, help="use consecutive ports from here (default: free ports)")
+    demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from node.demo import run_demo
+
+    return run_demo(keep=args.keep, state_dir=Path(args.state_dir) if args.state_dir else None, base_port=args.base_port)
 
 
 def cmd_node_init(args: argparse.Namespace) -> int:

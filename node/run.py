@@ -49,7 +49,7 @@ def init_node(member_id: str, directory: Path, *, url: str, home_gateway: str, f
     Raises:
         KeyFileError: The key file exists and ``force`` is not set.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "keys").mkdir(parents=True, exist_ok=True)
     keys = MemberKeys.generate(member_id, nacl.utils.random)
     write_secret_keys(directory / "keys" / f"{member_id}.key", keys, overwrite=force)
     write_public_identity(directory / f"{member_id}.pub.json", keys.public)
