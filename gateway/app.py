@@ -159,6 +159,16 @@ HOP: web.AppKey[Hop] = web.AppKey("hop", Hop)
 
 
 async def _authenticated(request: web.Request) -> tuple[str, bytes]:
+    """Read and authenticate a peer request; every refusal is counted and logged for the operator."""
+    try:
+        return await _authenticate(request)
+    except HeliographError as exc:
+        request.app[HOP].ctx.metrics.requests_refused.labels(code=exc.code).inc()
+        log.warning("peer_request_refused", code=exc.code, error=exc.message, path=request.path, remote=request.remote)
+        raise
+
+
+async def _authenticate(request: web.Request) -> tuple[str, bytes]:
     hop = request.app[HOP]
     if request.content_type != MSGPACK:
         raise web.HTTPUnsupportedMediaType(text=f"Content-Type must be {MSGPACK}")

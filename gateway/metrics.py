@@ -13,6 +13,10 @@ class HopMetrics:
         self.registry = CollectorRegistry()
         self.accepted = Counter("heliograph_envelopes_accepted", "Envelopes accepted and durably stored", registry=self.registry)
         self.rejected = Counter("heliograph_envelopes_rejected", "Envelopes rejected, by error code", ["code"], registry=self.registry)
+        self.requests_refused = Counter(
+            "heliograph_requests_refused", "Peer requests refused before any item was looked at (auth, replay, skew, size), by code", ["code"],
+            registry=self.registry,
+        )
         self.duplicates = Counter("heliograph_envelopes_duplicate", "Retried envelopes answered with the original receipt", registry=self.registry)
         self.relayed = Counter("heliograph_envelopes_relayed", "Copies handed to a next-hop gateway", registry=self.registry)
         self.delivered = Counter("heliograph_envelopes_delivered", "Copies handed to the recipient node", registry=self.registry)

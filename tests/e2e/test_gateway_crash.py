@@ -1,4 +1,4 @@
-"""Durability: SIGKILL a real gateway process while 500 envelopes stream through it.
+"""Durability: SIGKILL a real gateway process while 1,000 envelopes stream through it.
 
 Every envelope the gateway answered "accepted" must reach the recipient
 application exactly once (the application dedupes by message id; the wire is
@@ -23,7 +23,7 @@ from tests.support.federation import SeededRng
 from tests.support.net import StandInNode
 from tests.support.procs import GatewayProcess, wall_ms, write_federation
 
-TOTAL = 500
+TOTAL = 1000
 BATCH = 10
 
 
@@ -77,7 +77,7 @@ async def test_sigkill_while_streaming_loses_nothing_accepted(tmp_path: Path) ->
             while i < TOTAL and time.monotonic() < deadline:
                 chunk = envelopes[i : i + BATCH]
                 body = EnvelopeBatch(items=tuple(BatchItem(envelope=e.to_bytes(), recipients=("fr-police",)) for e in chunk)).to_bytes()
-                if not killed and i >= 200:
+                if not killed and i >= 400:
                     # Fire a batch and kill the gateway while it is being handled.
                     pending = asyncio.create_task(_send(session, fed, url, body, rng))
                     await asyncio.sleep(0.005)

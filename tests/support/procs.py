@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gateway.keyfile import write_secret_keys
-from protocol.roster import SignedRoster
+from protocol.roster import Member, SignedRoster
 from tests.support.federation import Federation, build_federation
 from tests.support.net import free_port
 
@@ -22,11 +22,32 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def write_federation(tmp: Path, seed: str, nodes: tuple[tuple[str, str], ...], gateways: tuple[str, ...] = ("gw-eu",)) -> tuple[Federation, dict[str, int]]:
-    """Keys, a re-signed roster with real loopback ports, and one TOML config per gateway."""
+def write_federation(
+    tmp: Path,
+    seed: str,
+    nodes: tuple[tuple[str, str], ...],
+    gateways: tuple[str, ...] = ("gw-eu",),
+    *,
+    revoked: tuple[str, ...] = (),
+    deny_labels: tuple[str, ...] = (),
+) -> tuple[Federation, dict[str, int]]:
+    """Keys, a re-signed roster with real loopback ports, and one TOML config per gateway.
+
+    ``revoked`` members have their signing keys revoked a minute before now; ``deny_labels``
+    adds a deny rule for those handling labels to every gateway's policy.
+    """
     ports = {name: free_port() for name in (*gateways, *(n for n, _ in nodes))}
-    fed = build_federation(seed, gateways=gateways, nodes=nodes, t0=wall_ms())
-    fed.roster = replace(fed.roster, members=tuple(replace(m, endpoint=f"http://127.0.0.1:{ports[m.id]}") for m in fed.roster.members))
+    now = wall_ms()
+    fed = build_federation(seed, gateways=gateways, nodes=nodes, t0=now)
+
+    def adjust(m: Member) -> Member:
+        m = replace(m, endpoint=f"http://127.0.0.1:{ports[m.id]}")
+        if m.id in revoked:
+            m = replace(m, signing_keys=tuple(replace(k, revoked_at=now - 60_000) for k in m.signing_keys))
+        return m
+
+    fed.roster = replace(fed.roster, members=tuple(adjust(m) for m in fed.roster.members))
+    deny = "".join(f'\n[[policy.rules]]\nname = "deny-{label}"\naction = "deny"\nlabels = ["{label}"]\n' for label in deny_labels)
     fed.signed = SignedRoster.sign(fed.roster, fed.authority_keys[:2])
     (tmp / "keys").mkdir(parents=True, exist_ok=True)
     (tmp / "roster.bin").write_bytes(fed.signed.to_bytes())
@@ -51,7 +72,7 @@ max_ttl_ms = 86400000
 [[policy.rules]]
 action = "allow"
 origins = ["*"]
-
+{deny}
 [policy.rate_limits]
 default = {{ rate = 10000.0, burst = 10000 }}
 """,
