@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import nacl.utils
@@ -14,9 +15,27 @@ from gateway.service import run_until_signal
 from node.app import create_node_app
 from node.config import load_node_config
 from node.service import Node
+from protocol.errors import ConfigError
 from protocol.keys import MemberKeys
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "configs" / "node.example.toml"
+_EXAMPLE_PLACES = (
+    Path(__file__).resolve().parent.parent / "configs",  # a source checkout
+    Path(sys.prefix) / "share" / "heliograph" / "configs",
+    Path("/usr/share/heliograph/configs"),  # the container image (docker/Dockerfile)
+)
+
+
+def example_config() -> str:
+    """The text of configs/node.example.toml, wherever this installation keeps it.
+
+    Raises:
+        ConfigError: No copy of the example was installed.
+    """
+    for place in _EXAMPLE_PLACES:
+        path = place / "node.example.toml"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise ConfigError("configs/node.example.toml is not installed here", hint="Run from a source checkout or the container image.")
 
 
 async def serve_node(config_path: Path, *, ready_file: Path | None = None) -> None:
@@ -33,7 +52,7 @@ async def serve_node(config_path: Path, *, ready_file: Path | None = None) -> No
 
 def node_config_text(member_id: str, *, listen: str = "127.0.0.1:7200", roster: str = "roster.bin", kdf: str = "moderate") -> str:
     """A commented node config for ``member_id`` (configs/node.example.toml with the id filled in)."""
-    text = EXAMPLE.read_text(encoding="utf-8")
+    text = example_config()
     return (
         text.replace('id = "example-node"', f'id = "{member_id}"')
         .replace('listen = "127.0.0.1:7200"', f'listen = "{listen}"')
