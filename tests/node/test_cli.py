@@ -49,3 +49,39 @@ def test_errors_have_codes_and_hints(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_console_script_runs_as_a_process() -> None:
     proc = subprocess.run([sys.executable, "-m", "node.cli", "--version"], capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0 and "heliograph" in proc.stdout
+
+
+def test_node_init_writes_0600_keys_a_valid_commented_config_and_the_member_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from node.config import load_node_config
+
+    d = tmp_path / "ke-police"
+    assert main(["node", "init", "--id", "ke-police", "--dir", str(d), "--url", "http://127.0.0.1:7311", "--home-gateway", "gw-af"]) == 0
+    out = capsys.readouterr().out
+    assert stat.S_IMODE((d / "keys" / "ke-police.key").stat().st_mode) == 0o600
+    entry = json.loads(out[out.index("{") :])
+    assert entry["id"] == "ke-police" and entry["home_gateway"] == "gw-af" and entry["log_vkey"].startswith("heliograph/ke-police+")
+    assert "roster add-member" in entry["roster_command"]
+    secret = json.loads((d / "keys" / "ke-police.key").read_text())
+    assert all(str(v) not in out for k, v in secret.items() if "seed" in k or "secret" in k)
+    config = load_node_config(d / "node.toml")
+    assert config.hop.member_id == "ke-police" and config.hop.port == 7311 and config.hop.key_file == d / "keys" / "ke-police.key"
+    assert "#" in (d / "node.toml").read_text(), "commented"
+    # A second init refuses to overwrite the keys.
+    assert main(["node", "init", "--id", "ke-police", "--dir", str(d)]) == 1
+    assert "E_KEY_FILE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key"),
+    [("[node]\nretention = \"forever\"\n", "node.retention"), ("[node]\nkdf = \"weak\"\n", "node.kdf"), ("[node]\nbogus = 1\n", "node.bogus")],
+)
+def test_node_config_errors_name_the_key(tmp_path: Path, snippet: str, key: str) -> None:
+    from node.config import load_node_config
+    from protocol.errors import ConfigError
+
+    base = '[hop]\nid = "ke-police"\nlisten = "127.0.0.1:7200"\ndata_dir = "d"\nroster = "r"\nkey_file = "k"\n'
+    (tmp_path / "n.toml").write_text(base + snippet)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_node_config(tmp_path / "n.toml")
