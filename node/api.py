@@ -113,22 +113,28 @@ async def _receipts(node: Node, message_id: bytes) -> tuple[list[dict[str, Any]]
     return verified, unverified
 
 
-_RANK = {"queued": 0, "accepted": 1, "relayed": 2, "delayed": 2, "delivered": 4, "acknowledged": 5}
+_RANK = {"queued": 0, "accepted": 1, "relayed": 2, "delivered": 4, "acknowledged": 5}
 
 
 def _recipient_state(recipient: str, timeline: list[dict[str, Any]]) -> str:
-    state = "queued"
-    for e in timeline:
+    """Where a copy stands: the furthest hand-over reached, ``delayed`` while the latest news is a delay."""
+    state, delayed = "queued", False
+    for e in timeline:  # oldest first
         event = e["event"]
         if event in ("rejected", "expired"):
-            return event
+            return str(event)
+        if event == "delayed":
+            delayed = True
+            continue
         if e["hop"] == recipient and event == "accepted":
             event = "delivered"
         if event == "acknowledged" and e["hop"] != recipient:
             continue
-        if _RANK.get(event, 0) >= _RANK.get(state, 0):
-            state = event
-    return state
+        if event in _RANK:
+            delayed = delayed and _RANK[event] < _RANK["relayed"]
+            if _RANK[event] >= _RANK[state]:
+                state = event
+    return "delayed" if delayed and _RANK[state] < _RANK["delivered"] else state
 
 
 async def delivery_status(node: Node, alert: SentAlert, *, brief: bool = False) -> dict[str, Any]:
@@ -238,6 +244,8 @@ async def list_inbox(request: web.Request) -> web.Response:
     for item in items:
         entry = _inbox_json(item, full=False)
         entry["superseded_by"] = [{"message_id": m.hex(), "kind": k} for m, k, _c in await node.reader.inbox_referencing(item.message_id)]
+        acks = await node.reader.acks(item.message_id)
+        entry["acks"] = [{"disposition": a.disposition, "officer": a.officer, "at": a.at} for a in acks if a.direction == "out"]
         out.append(entry)
     return web.json_response({"inbox": out})
 
@@ -311,7 +319,8 @@ async def federation(request: web.Request) -> web.Response:
             }
         )
     recipients = [m["id"] for m in members if m["kind"] == KIND_NODE and m["id"] != node.me]
-    return web.json_response({"me": node.me, "roster_version": roster.version, "members": members, "recipients": recipients})
+    body = {"me": node.me, "now": node.clock.now_ms(), "roster_version": roster.version, "members": members, "recipients": recipients}
+    return web.json_response(body)
 
 
 async def audit(request: web.Request) -> web.Response:
