@@ -54,6 +54,16 @@ def read_secret_keys(path: Path) -> MemberKeys:
         KeyFileError: Missing, unreadable, or group/world accessible.
         MalformedError: Not a valid key file.
     """
+    return MemberKeys.from_file_text(read_private_text(path))
+
+
+def read_private_text(path: Path) -> str:
+    """The text of a secret file, refusing one that group or others may access.
+
+    Raises:
+        KeyFileError: Missing, unreadable, or group/world accessible.
+        MalformedError: Not text.
+    """
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
@@ -63,7 +73,7 @@ def read_secret_keys(path: Path) -> MemberKeys:
         raise MalformedError(f"{path} is not a text key file") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):o})", hint=f"Run: chmod 600 {path}")
-    return MemberKeys.from_file_text(text)
+    return text
 
 
 def write_public_identity(path: Path, identity: PublicIdentity) -> None:

@@ -35,7 +35,7 @@ from nacl.pwhash import argon2id
 
 from gateway.clock import Clock, SystemClock
 from node.accounts import AccountStore, Role
-from protocol.errors import NotFoundError, ValidationError
+from protocol.errors import ConfigError, NotFoundError, ValidationError
 
 T = TypeVar("T")
 PasswordReader = Callable[[str], str]
@@ -52,9 +52,11 @@ def _with_store(args: argparse.Namespace, work: Callable[[AccountStore], Awaitab
     Raises:
         NotFoundError: The database does not exist and ``create`` is false.
     """
-    db = Path(args.db)
+    db = _db_path(args)
     if not create and not db.exists():
-        raise NotFoundError(f"no accounts database at {db}", hint="Create the first account with `heliograph user add`.")
+        raise NotFoundError(f"no accounts database at {db}", hint="Create the first account with `heliograph node user add`.")
+    if create:
+        db.parent.mkdir(parents=True, exist_ok=True)
 
     async def run() -> T:
         store = await AccountStore.open(db, opslimit=args.kdf_opslimit, memlimit=args.kdf_memlimit)
@@ -64,6 +66,27 @@ def _with_store(args: argparse.Namespace, work: Callable[[AccountStore], Awaitab
             await store.close()
 
     return asyncio.run(run())
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    """``--db``, or the accounts database named by the node config given with ``--config``.
+
+    Raises:
+        ConfigError: Neither given, or the config is invalid.
+    """
+    if getattr(args, "config", None):
+        from node.config import load_node_config
+
+        return load_node_config(Path(args.config)).accounts_path
+    if not getattr(args, "db", None):
+        raise ConfigError("give --config NODE.toml or --db ACCOUNTS.db")
+    return Path(args.db)
+
+
+def _add_location(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="the node's config (its [node] accounts_db is used)")
+    where.add_argument("--db", help="the accounts database file itself")
 
 
 def _new_password(args: argparse.Namespace) -> str:
@@ -171,7 +194,7 @@ def register(
 
     def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int], **defaults: object) -> argparse.ArgumentParser:
         parser = user_sub.add_parser(name, help=help_text)
-        parser.add_argument("--db", required=True, help="the node's SQLite database file")
+        _add_location(parser)
         parser.add_argument("--username", required=True)
         parser.set_defaults(handler=handler, **injected, **defaults)
         return parser
@@ -183,7 +206,7 @@ def register(
     passwd = command("passwd", "set a new password (ends the user's console sessions)", cmd_user_passwd)
     passwd.add_argument("--password-stdin", action="store_true", help=stdin_help)
     listing = user_sub.add_parser("list", help="list accounts")
-    listing.add_argument("--db", required=True, help="the node's SQLite database file")
+    _add_location(listing)
     listing.set_defaults(handler=cmd_user_list, **injected)
     command("disable", "disable an account and end its sessions; its API tokens stop working", cmd_user_set_disabled, disabled=True)
     command("enable", "re-enable a disabled account", cmd_user_set_disabled, disabled=False)

@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.accounts_cli import register as register_users
 
     register_users(node_sub)
+    from node.witness_cli import register as register_witness
+
+    register_witness(sub)
     from node.officer_cli import register as register_officer
 
     register_officer(sub)

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,7 @@ async def _accounts(fed: Federation, clock: Clock) -> None:
 
 def start(fed: Federation, clock: Clock, *, timeout_s: float = 60.0) -> None:
     """Start every member as its own process and wait until each is listening."""
-    import time
-
+    pause = threading.Event()
     for m in fed.members.values():
         ready = m.config.parent / "ready"
         ready.unlink(missing_ok=True)
@@ -227,7 +227,7 @@ def start(fed: Federation, clock: Clock, *, timeout_s: float = 60.0) -> None:
                 raise DemoFailure("start", f"{m.id} exited with status {m.process.returncode}; see {m.config.parent / (m.id + '.log')}")
             if clock.monotonic() > deadline:
                 raise DemoFailure("start", f"{m.id} not ready within {timeout_s:.0f} s")
-            time.sleep(0.05)
+            pause.wait(0.05)  # waiting for child processes, outside any event loop
 
 
 def stop(fed: Federation, *, timeout_s: float = 30.0) -> list[str]:

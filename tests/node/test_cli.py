@@ -75,7 +75,7 @@ def test_node_init_writes_0600_keys_a_valid_commented_config_and_the_member_entr
 
 @pytest.mark.parametrize(
     ("snippet", "key"),
-    [("[node]\nretention = \"forever\"\n", "node.retention"), ("[node]\nkdf = \"weak\"\n", "node.kdf"), ("[node]\nbogus = 1\n", "node.bogus")],
+    [('[node]\nretention = "forever"\n', "node.retention"), ('[node]\nkdf = "weak"\n', "node.kdf"), ("[node]\nbogus = 1\n", "node.bogus")],
 )
 def test_node_config_errors_name_the_key(tmp_path: Path, snippet: str, key: str) -> None:
     from node.config import load_node_config
@@ -85,3 +85,24 @@ def test_node_config_errors_name_the_key(tmp_path: Path, snippet: str, key: str)
     (tmp_path / "n.toml").write_text(base + snippet)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_node_config(tmp_path / "n.toml")
+
+
+def test_node_user_commands_find_the_accounts_db_from_the_node_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    d = tmp_path / "fr-police"
+    assert main(["node", "init", "--id", "fr-police", "--dir", str(d)]) == 0
+    text = (d / "node.toml").read_text().replace('kdf = "moderate"', 'kdf = "min"')
+    (d / "node.toml").write_text(text)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    capsys.readouterr()
+    status = main(["node", "user", "add", "--config", str(d / "node.toml"), "--username", "duty-1", "--role", "officer", "--password-stdin"])
+    assert status == 0, capsys.readouterr().err
+    assert (d / "data" / "accounts.db").exists()
+    assert main(["node", "user", "list", "--config", str(d / "node.toml")]) == 0
+    assert "duty-1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["node", "user", "list"])  # one of --config / --db is required
+    assert info.value.code == 2

@@ -69,6 +69,7 @@ def _routes(app: web.Application) -> None:
     app.router.add_post("/v1/alerts/{owner}/cancel", cancel_alert)
     app.router.add_get("/v1/inbox", needing(Action.INBOX_READ))
     app.router.add_get("/v1/log/entries", healthz)
+    app.router.add_get("/misrouted", needing(Action.ALERT_READ))  # a handler wired outside /v1/ by mistake
     app.router.add_get("/v1/logbook", needing(Action.LOG_READ))
     app.router.add_post("/v1/envelopes", peer)
 
@@ -123,6 +124,7 @@ async def test_public_and_exempt_paths_need_no_credentials(env: Env) -> None:
     assert (await _error(await env.client.get("/v1/logbook")))[:2] == (401, "E_UNAUTHENTICATED")  # "/v1/log/" does not cover it
     assert (await _error(await env.client.get("/v1/alerts")))[:2] == (401, "E_UNAUTHENTICATED")
     assert (await _error(await env.client.get("/v1/no-such-thing")))[:2] == (401, "E_UNAUTHENTICATED")
+    assert (await _error(await env.client.get("/misrouted")))[:2] == (401, "E_UNAUTHENTICATED")  # authorize() fails closed
 
 
 async def test_login_answers_and_sets_a_strict_httponly_cookie(env: Env) -> None:
