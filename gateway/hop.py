@@ -230,7 +230,22 @@ async def _store(ctx: HopContext, peer: str, item: BatchItem, envelope: Envelope
         now = ctx.clock.now_ms()
         own = hashlib.sha256(receipt).digest()
         rows: list[Statement] = [
-            (INSERT_MESSAGE, (header.origin, header.message_id, envelope.to_bytes(), envelope.header_digest, lane, header.expires, now, peer, receipt))
+            (
+                INSERT_MESSAGE,
+                (
+                    header.origin,
+                    header.message_id,
+                    envelope.to_bytes(),
+                    envelope.header_digest,
+                    lane,
+                    header.expires,
+                    now,
+                    peer,
+                    receipt,
+                    envelope.header_bytes,
+                    envelope.signature,
+                ),
+            )
         ]
         if ctx.roster.member(ctx.me).kind == KIND_GATEWAY:
             for dest, recipients in sorted(by_hop.items()):
@@ -305,7 +320,14 @@ async def originate(ctx: HopContext, envelope: Envelope, extra: Callable[[bytes]
         own = hashlib.sha256(receipt).digest()
         wire = envelope.to_bytes()
         return [
-            (INSERT_MESSAGE, (header.origin, header.message_id, wire, envelope.header_digest, lane, header.expires, now, ctx.me, receipt)),
+            (
+                INSERT_MESSAGE,
+                (
+                    *(header.origin, header.message_id, wire, envelope.header_digest, lane, header.expires, now, ctx.me, receipt),
+                    envelope.header_bytes,
+                    envelope.signature,
+                ),
+            ),
             (INSERT_OUTBOX, (dest, lane, KIND_ENVELOPE, header.origin, header.message_id, ",".join(header.recipients), None, own, now, header.expires, now)),
             *receipt_rows(ctx, receipt, origin=header.origin, message_id=header.message_id, lane=lane, expires=header.expires),
             *extra(receipt),

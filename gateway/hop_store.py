@@ -54,6 +54,9 @@ CREATE TABLE receipts (digest BLOB PRIMARY KEY, message_id BLOB NOT NULL, receip
 CREATE INDEX outbox_queued ON outbox (destination, lane, kind, next_attempt_at, id) WHERE state = 'queued';
 CREATE INDEX outbox_queued_expiry ON outbox (expires) WHERE state = 'queued';
 CREATE INDEX outbox_finished ON outbox (expires) WHERE state <> 'queued'""",
+    # 3: the signed header outlives the purged ciphertext, so delivery evidence can be exported for years.
+    """ALTER TABLE messages ADD COLUMN header BLOB;
+ALTER TABLE messages ADD COLUMN header_sig BLOB""",
 )
 
 KIND_ENVELOPE = "envelope"
@@ -128,6 +131,23 @@ class HopReader:
         """The receipt this hop gave when it accepted (origin, message_id), if it did."""
         rows = await self._db.execute_fetchall("SELECT receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
         return bytes(rows[0][0]) if rows else None
+
+    async def signed_header(self, origin: str, message_id: bytes) -> tuple[bytes, bytes] | None:
+        """(header bytes, origin signature) of an accepted message; kept after the ciphertext is purged."""
+        rows = await self._db.execute_fetchall(
+            "SELECT header, header_sig, envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id)
+        )
+        if not rows:
+            return None
+        header, sig, envelope = rows[0]
+        if header is not None and sig is not None:
+            return bytes(header), bytes(sig)
+        if envelope is not None:  # accepted before migration 3
+            from protocol.header import Envelope
+
+            env = Envelope.from_bytes(bytes(envelope))
+            return env.header_bytes, env.signature
+        return None
 
     async def message(self, message_id: bytes) -> tuple[str, bytes | None, int] | None:
         """(origin, envelope or None if purged, expires) of an accepted message."""
@@ -252,7 +272,8 @@ def _row(r: Any) -> OutboxRow:
 
 # SQL the hop passes to LogStore.submit; kept here beside the schema they write.
 INSERT_MESSAGE = (
-    "INSERT INTO messages (origin, message_id, envelope, header_digest, priority, expires, received_at, peer, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages (origin, message_id, envelope, header_digest, priority, expires, received_at, peer, receipt, header, header_sig)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (destination, lane, kind, origin, message_id, recipients, payload, prev, state, next_attempt_at, expires, created_at)"

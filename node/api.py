@@ -44,6 +44,29 @@ def _message_id(request: web.Request) -> bytes:
     return bytes.fromhex(raw)
 
 
+async def get_evidence(request: web.Request) -> web.Response:
+    """The delivery-evidence bundle of a sent alert (docs/PROTOCOL.md 22), for offline verification."""
+    import aiohttp
+
+    from node.evidence import export_bundle
+
+    node = request.app[NODE]
+    authorize(request, Action.ALERT_READ)
+    message_id = _message_id(request)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        bundle = await export_bundle(
+            node,
+            message_id,
+            session,
+            witnesses=node.config.evidence_witnesses,
+            require_k=node.config.evidence_require,
+            rosters=(node.hop.config.roster_path.read_bytes(),) if node.hop.config.roster_path.is_file() else (),
+        )
+    headers = {"Content-Disposition": f'attachment; filename="{message_id.hex()}.hgev"', "Cache-Control": "no-store"}
+    return web.Response(body=bundle, content_type="application/octet-stream", headers=headers)
+
+
 async def _json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise BadRequestError("Content-Type must be application/json")
@@ -334,6 +357,7 @@ def add_officer_routes(app: web.Application, node: Node) -> None:
     app.router.add_post("/v1/alerts", post_alert)
     app.router.add_get("/v1/alerts", list_alerts)
     app.router.add_get("/v1/alerts/{id}", get_alert)
+    app.router.add_get("/v1/alerts/{id}/evidence", get_evidence)
     app.router.add_get("/v1/inbox", list_inbox)
     app.router.add_get("/v1/inbox/{id}", get_inbox_item)
     app.router.add_post("/v1/inbox/{id}/ack", post_ack)

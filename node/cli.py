@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.accounts_cli import register as register_users
 
     register_users(node_sub)
+    from node.verify_cli import register as register_verify
+
+    register_verify(sub)
     from node.witness_cli import register as register_witness
 
     register_witness(sub)

@@ -23,7 +23,7 @@ DEFAULT_NODE_POLICY: dict[str, Any] = {
     "rules": [{"name": "roster-members", "action": "allow", "origins": ["*"]}],
     "rate_limits": {"default": {"rate": 100.0, "burst": 1000}},
 }
-_NODE_KEYS = {"retention", "max_ttl", "session_ttl", "tick_s", "accounts_db", "kdf"}
+_NODE_KEYS = {"retention", "max_ttl", "session_ttl", "tick_s", "accounts_db", "kdf", "evidence_witnesses", "evidence_require"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +37,10 @@ class NodeConfig:
     session_ttl_ms: int = 12 * 3_600_000
     tick_s: float = 1.0
     accounts_path: Path = Path("accounts.db")
+    evidence_witnesses: tuple[tuple[str, str], ...] = ()
+    """(url, vkey) of the witnesses whose cosignatures evidence bundles carry (docs/WITNESS.md)."""
+    evidence_require: int = 0
+    """Refuse to hand out an evidence bundle unless this many of those witnesses cosigned every checkpoint in it."""
     kdf: dict[str, int] = field(default_factory=dict)
     """Argon2id limits for officer passwords (``moderate`` by default; ``interactive`` or ``min`` for demos and tests)."""
 
@@ -85,8 +89,18 @@ def parse_node_config(doc: dict[str, Any], *, base: Path) -> NodeConfig:
     accounts = Path(node.get("accounts_db", "accounts.db")) if isinstance(node.get("accounts_db", ""), str) else None
     if accounts is None:
         raise ConfigError("node.accounts_db: expected a path")
+    witnesses = node.get("evidence_witnesses", [])
+    if not isinstance(witnesses, list) or not all(
+        isinstance(w, dict) and set(w) == {"url", "vkey"} and all(isinstance(v, str) and v for v in w.values()) for w in witnesses
+    ):
+        raise ConfigError('node.evidence_witnesses: expected a list of {url = "http://...", vkey = "..."} tables')
+    require = node.get("evidence_require", 0)
+    if type(require) is not int or not 0 <= require <= len(witnesses):
+        raise ConfigError(f"node.evidence_require: expected a whole number from 0 to the number of evidence_witnesses ({len(witnesses)})")
     return NodeConfig(
         hop=hop,
+        evidence_witnesses=tuple((w["url"], w["vkey"]) for w in witnesses),
+        evidence_require=require,
         retention_ms=_duration(node, "retention", 7 * 86_400_000, max_ms=year),
         max_ttl_ms=_duration(node, "max_ttl", 7 * 86_400_000, max_ms=30 * 86_400_000),
         session_ttl_ms=_duration(node, "session_ttl", 12 * 3_600_000, max_ms=30 * 86_400_000),

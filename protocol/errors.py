@@ -304,6 +304,13 @@ class ConflictError(HeliographError):
     http_status = 409
 
 
+class BrokenChainError(ProofError):
+    """Receipts that verify one by one but do not form the hop-by-hop chain of docs/PROTOCOL.md section 22."""
+
+    code = "E_BROKEN_CHAIN"
+    default_hint = "Export the bundle again from the origin; if a receipt is still missing, ask the hop named for its log."
+
+
 ALL_ERRORS: tuple[type[HeliographError], ...] = (
     HeliographError,
     MalformedError,
@@ -337,5 +344,6 @@ ALL_ERRORS: tuple[type[HeliographError], ...] = (
     ValidationError,
     UnreachableError,
     ConflictError,
+    BrokenChainError,
 )
 """Every error class, for tests that check codes stay unique and stable."""
