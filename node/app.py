@@ -3,7 +3,8 @@
 * hop routes (``/v1/envelopes``, ``/v1/receipts``: peer-authenticated; ``/v1/log``:
   public; ``/healthz``, ``/readyz``, ``/metrics``), exactly as on a gateway;
 * the officer API (node/api.py) and ``/v1/session`` behind the officer auth
-  middleware; ``/v1/destinations`` needs an officer login on a node.
+  middleware; ``/v1/destinations`` needs an officer login on a node;
+* the duty-officer web console (node/console_routes.py) at ``/`` and ``/console/``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from node.api import add_officer_routes
+from node.console_routes import add_console_routes
 from node.officer_auth import OfficerAuthConfig, add_session_routes, auth_middleware
 from node.service import Node
 
@@ -24,6 +26,7 @@ def create_node_app(node: Node, *, close_on_cleanup: bool = True) -> web.Applica
     app.middlewares.append(auth_middleware(node.accounts, node.clock, exempt=PEER_ROUTES))
     add_session_routes(app, node.accounts, node.clock, OfficerAuthConfig(session_ttl_ms=node.config.session_ttl_ms))
     add_officer_routes(app, node)
+    add_console_routes(app)
 
     async def on_cleanup(_app: web.Application) -> None:
         if close_on_cleanup:
