@@ -60,7 +60,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(*argv: str) -> str:
+def cli(*argv: str, step: str = "setup") -> str:
     """Run a ``heliograph`` subcommand in-process; return its stdout, raise on a non-zero status."""
     from node.cli import main
 
@@ -68,7 +68,7 @@ def cli(*argv: str) -> str:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(list(argv))
     if status != 0:
-        raise DemoFailure("setup", f"heliograph {' '.join(argv[:2])} failed: {err.getvalue().strip()}")
+        raise DemoFailure(step, f"heliograph {' '.join(argv[:2])} failed: {(err.getvalue() or out.getvalue()).strip()[-600:]}")
     return out.getvalue()
 
 

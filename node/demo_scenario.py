@@ -203,6 +203,19 @@ async def play(fed: Federation, narrator: Narrator, clock: Clock) -> None:
             except Exception as exc:
                 raise DemoFailure("oversight", f"log of {member.id}: {exc}") from None
             narrator.event(f"log      {member.id:<10} verified: {report.lines[-1] if report.lines else 'ok'}")
+        async with session.get(f"{int_org.url}/v1/alerts/{mid}/evidence", headers=int_org.headers) as resp:
+            if resp.status != 200:
+                raise DemoFailure("oversight", f"evidence export: HTTP {resp.status} {(await resp.text())[:300]}")
+            bundle_path = fed.state / f"evidence-{mid[:8]}.hgev"
+            bundle_path.write_bytes(await resp.read())
+        from node.demo import cli
+
+        report = fed.state / f"evidence-{mid[:8]}.html"
+        table = await asyncio.to_thread(
+            cli, "verify", "receipts", str(bundle_path), "--roster", str(fed.roster), "--html", str(report), "--require-delivery", step="oversight"
+        )
+        passes = sum(1 for line in table.splitlines() if "PASS" in line)
+        narrator.event(f"evidence {mid[:8]}... bundle verified offline against the roster: {passes} PASS rows, report {report.name}")
         for message in (mid, up, cancel):
             board = await int_org.call("oversight", "GET", f"/v1/alerts/{message}")
             if board["unverified_receipts"]:
