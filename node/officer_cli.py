@@ -130,6 +130,22 @@ class OfficerClient:
         if self._session is not None:
             await self._session.close()
 
+    async def download(self, path: str) -> bytes:
+        """GET a binary resource (an evidence bundle).
+
+        Raises:
+            OfficerError: As :meth:`call`.
+        """
+        assert self._session is not None, "use the client as an async context manager"
+        try:
+            async with self._session.get(self.url + path, headers=self._headers) as resp:
+                if resp.status == 200 and resp.content_type == "application/octet-stream":
+                    return await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise OfficerError("E_UNREACHABLE", f"cannot reach the node at {self.url}: {type(exc).__name__} {exc}".rstrip()) from None
+        await self.call("GET", path)  # re-asks for the JSON error, which call() turns into an OfficerError
+        raise OfficerError("E_MALFORMED", f"GET {path} did not answer with a bundle")
+
     async def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """Send one request and return the decoded JSON object of a 2xx answer.
 
@@ -401,6 +417,12 @@ async def _status(args: argparse.Namespace, term: Terminal, client: OfficerClien
             term.line("no alerts sent yet")
         return 0
     message_id = await _resolve(client, args.id, "/v1/alerts", "alerts")
+    if args.export is not None:
+        bundle = await client.download(f"/v1/alerts/{message_id}/evidence")
+        Path(args.export).write_bytes(bundle)
+        term.line(f"wrote the evidence bundle of {message_id} ({len(bundle)} bytes) to {args.export}")
+        term.line(f"check it offline with: heliograph verify receipts {args.export} --roster ROSTER")
+        return 0
     complete = True
     if args.wait is not None:
         board, complete = await _wait(args, term, client, message_id, args.wait)
@@ -499,3 +521,4 @@ def register(
     status = command(subparsers, "status", "the delivery board of a sent alert, or the list of sent alerts", _status)
     status.add_argument("id", metavar="ID", nargs="?")
     status.add_argument("--wait", type=_seconds, metavar="SECONDS", help="wait until every recipient has it, showing progress")
+    status.add_argument("--export", metavar="BUNDLE", help="write the alert's delivery-evidence bundle here (for heliograph verify receipts)")

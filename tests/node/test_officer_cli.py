@@ -82,7 +82,7 @@ def cli(fed: Agencies) -> Cli:
     return Cli(fed)
 
 
-async def test_send_by_flags_then_inbox_ack_and_status(fed: Agencies, cli: Cli) -> None:
+async def test_send_by_flags_then_inbox_ack_and_status(fed: Agencies, cli: Cli, tmp_path: Path) -> None:
     assert await cli("int-org", "send", *FLAGS) == 0, cli.err
     mid = cli.out.strip()
     assert re.fullmatch(r"[0-9a-f]{32}", mid)
@@ -106,6 +106,15 @@ async def test_send_by_flags_then_inbox_ack_and_status(fed: Agencies, cli: Cli) 
     assert "gw-eu" in board and "relayed" in board and "to escalation at" in board and "acked" in board
     assert await cli("int-org", "status") == 0, cli.err
     assert mid in cli.out and "2/2 delivered · 1 held" in cli.out and "1 accepted" in cli.out
+
+    bundle = tmp_path / "evidence.hgev"
+    assert await cli("int-org", "status", mid, "--export", str(bundle)) == 0, cli.err
+    from protocol.evidence import verify_bundle
+
+    report = verify_bundle(bundle.read_bytes(), fed.fed.roster)
+    assert report.ok, report.first_failure
+    assert await cli("int-org", "status", "0" * 32, "--export", str(tmp_path / "none.hgev")) == 1
+    assert "E_NOT_FOUND" in cli.err and not (tmp_path / "none.hgev").exists()
 
 
 async def test_send_from_a_file_and_json_output(fed: Agencies, cli: Cli, tmp_path: Path) -> None:
