@@ -100,10 +100,14 @@ class Federation:
     def nodes(self) -> list[Member]:
         return [m for m in self.members.values() if m.kind == "node"]
 
+    def hops(self) -> list[Member]:
+        return [m for m in self.members.values() if m.kind in ("gateway", "node")]
+
     def describe(self) -> dict[str, Any]:
         members: list[dict[str, Any]] = []
         for m in self.members.values():
-            entry: dict[str, Any] = {"id": m.id, "kind": m.kind, "url": m.url, "log_vkey": m.log_vkey}
+            entry: dict[str, Any] = {"id": m.id, "kind": m.kind, "url": m.url}
+            entry["cosigner_vkey" if m.kind == "witness" else "log_vkey"] = m.log_vkey
             if m.kind == "node":
                 entry["officer_api"] = {"url": m.url, "token": m.token}
                 entry["accounts"] = {role: f"{role}-{m.id}" for role in ("officer", "supervisor", "auditor")}
@@ -144,9 +148,25 @@ default = {{ rate = 50.0, burst = 500 }}
 """
 
 
+WITNESS = "oversight.example/witness"
+
+
+def _witness_config(port: int) -> str:
+    return f"""# Demo witness of an oversight body (see configs/witness.example.toml and docs/WITNESS.md)
+[witness]
+name = "{WITNESS}"
+key_file = "keys/witness.key"
+state_dir = "state"
+listen = "127.0.0.1:{port}"
+poll_interval_s = 1.0
+audit = "full"
+roster = "../roster.bin"
+"""
+
+
 def build(state: Path, *, base_port: int | None, clock: Clock) -> Federation:
     """Generate keys, configs, the signed roster and officer accounts under ``state``."""
-    names = [*GATEWAYS, *NODES]
+    names = [*GATEWAYS, *NODES, "witness"]
     ports = {name: (base_port + i if base_port else free_port()) for i, name in enumerate(names)}
     roster = state / "roster.bin"
     fed = Federation(state=state, roster=roster)
@@ -166,10 +186,25 @@ def build(state: Path, *, base_port: int | None, clock: Clock) -> Federation:
         text = text.replace("tick_s = 1.0", "tick_s = 0.25").replace("sweep_interval_s = 1.0", "sweep_interval_s = 0.5")
         (d / "node.toml").write_text(text, encoding="utf-8")
         fed.members[node] = Member(id=node, kind="node", port=ports[node], config=d / "node.toml", home=home, display=display)
+    wdir = state / "witness"
+    vkey = cli("witness", "keygen", "--name", WITNESS, "--out", str(wdir / "keys")).strip().splitlines()[-1]
+    (wdir / "witness.toml").write_text(_witness_config(ports["witness"]), encoding="utf-8")
+    fed.members["witness"] = Member(id="witness", kind="witness", port=ports["witness"], config=wdir / "witness.toml", display=WITNESS, log_vkey=vkey)
+    # int-org hands out delivery evidence only with the witness's cosignature on every checkpoint.
+    org = fed.members["int-org"].config
+    witness_url = f"http://127.0.0.1:{ports['witness']}"
+    org.write_text(
+        org.read_text(encoding="utf-8").replace(
+            "[node]\n", f'[node]\nevidence_witnesses = [{{ url = "{witness_url}", vkey = "{vkey}" }}]\nevidence_require = 1\n', 1
+        ),
+        encoding="utf-8",
+    )
     draft = state / "roster.draft"
     authorities = ",".join(str(auth_dir / f"{a}.pub.json") for a in AUTHORITIES)
     cli("roster", "init", "--federation", "heliograph-demo", "--authorities", authorities, "--threshold", "2", "--out", str(draft), "--valid-for", "30d")
     for m in fed.members.values():
+        if m.kind == "witness":
+            continue  # not a roster member: it watches the members' logs
         identity = state / m.id / "keys" / f"{m.id}.pub.json" if m.kind == "gateway" else state / m.id / f"{m.id}.pub.json"
         extra = ["--home-gateway", m.home] if m.home else []
         cli("roster", "add-member", "--draft", str(draft), "--identity", str(identity), "--kind", m.kind, "--url", m.url, "--display-name", m.display, *extra)
@@ -210,7 +245,7 @@ def start(fed: Federation, clock: Clock, *, timeout_s: float = 60.0) -> None:
     for m in fed.members.values():
         ready = m.config.parent / "ready"
         ready.unlink(missing_ok=True)
-        command = "gateway" if m.kind == "gateway" else "node"
+        command = m.kind
         log = (m.config.parent / f"{m.id}.log").open("wb")
         m.process = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
             [sys.executable, "-m", "node.cli", command, "run", "--config", str(m.config), "--ready-file", str(ready)],

@@ -197,25 +197,40 @@ async def play(fed: Federation, narrator: Narrator, clock: Clock) -> None:
         narrator.event("fr-police  shows the original linked to its update and its cancel")
 
         narrator.step("oversight", "verify every hop's log from its public API, and every receipt against the roster")
-        for member in fed.members.values():
+        for member in fed.hops():
             try:
                 report = await verify_log(member.url, member.log_vkey)
             except Exception as exc:
                 raise DemoFailure("oversight", f"log of {member.id}: {exc}") from None
             narrator.event(f"log      {member.id:<10} verified: {report.lines[-1] if report.lines else 'ok'}")
-        async with session.get(f"{int_org.url}/v1/alerts/{mid}/evidence", headers=int_org.headers) as resp:
-            if resp.status != 200:
-                raise DemoFailure("oversight", f"evidence export: HTTP {resp.status} {(await resp.text())[:300]}")
-            bundle_path = fed.state / f"evidence-{mid[:8]}.hgev"
-            bundle_path.write_bytes(await resp.read())
+        witness = fed.members["witness"]
+
+        async def witnessed() -> Any:
+            async with session.get(f"{witness.url}/v1/witness/status") as resp:
+                doc = await resp.json()
+            states = {log["origin"]: log["state"] for log in doc["logs"]}
+            if "alarm" in states.values():
+                raise DemoFailure("oversight", f"the witness raised an alarm: {doc}")
+            return states if len(states) == len(fed.hops()) and set(states.values()) == {"ok"} else None
+
+        states = await wait_for("oversight", "the witness to verify every log", witnessed, 20, clock)
+        narrator.event(f"witness  {witness.display} verified and cosigned {len(states)} logs, no alarm")
+
+        async def bundle() -> bytes | None:
+            # int-org requires the witness's cosignature on every checkpoint it puts in a bundle; the
+            # witness cosigns once a second, so the newest receipts may need one more round.
+            async with session.get(f"{int_org.url}/v1/alerts/{mid}/evidence", headers=int_org.headers) as resp:
+                return await resp.read() if resp.status == 200 else None
+
+        bundle_path = fed.state / f"evidence-{mid[:8]}.hgev"
+        bundle_path.write_bytes(await wait_for("oversight", "a witness-cosigned evidence bundle", bundle, 20, clock))
         from node.demo import cli
 
         report = fed.state / f"evidence-{mid[:8]}.html"
-        table = await asyncio.to_thread(
-            cli, "verify", "receipts", str(bundle_path), "--roster", str(fed.roster), "--html", str(report), "--require-delivery", step="oversight"
-        )
+        argv = ("verify", "receipts", str(bundle_path), "--roster", str(fed.roster), "--html", str(report), "--require-delivery")
+        table = await asyncio.to_thread(cli, *argv, "--witness", witness.log_vkey, "--require-k", "1", step="oversight")
         passes = sum(1 for line in table.splitlines() if "PASS" in line)
-        narrator.event(f"evidence {mid[:8]}... bundle verified offline against the roster: {passes} PASS rows, report {report.name}")
+        narrator.event(f"evidence {mid[:8]}... bundle (witness-cosigned) verified offline against the roster: {passes} PASS rows, report {report.name}")
         for message in (mid, up, cancel):
             board = await int_org.call("oversight", "GET", f"/v1/alerts/{message}")
             if board["unverified_receipts"]:

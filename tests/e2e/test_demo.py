@@ -18,7 +18,7 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path: Path) -> None:
     out = done.stdout
     for step in ("setup", "start", "send", "receipts", "inbox", "ack", "escalation", "update", "cancel", "oversight", "shutdown"):
         assert f"== {step}" in out, step
-    assert "every step passed" in out
+    assert "every step passed" in out and "witness  oversight.example/witness verified and cosigned 6 logs, no alarm" in out
     assert out.count("log      ") == 6 and "FAILED" not in out
     assert "za-fiu     tier inform  sees summary; withheld: details, instructions" in out
 
@@ -37,10 +37,12 @@ def test_demo_keep_writes_federation_json_and_stops_on_sigterm(tmp_path: Path) -
         doc = json.loads((state / "federation.json").read_text(encoding="utf-8"))
         assert Path(doc["roster"]).exists()
         kinds = sorted(m["kind"] for m in doc["members"])
-        assert kinds == ["gateway"] * 2 + ["node"] * 4
+        assert kinds == ["gateway"] * 2 + ["node"] * 4 + ["witness"]
         node = next(m for m in doc["members"] if m["id"] == "int-org")
         assert node["officer_api"]["url"] == node["url"] and node["officer_api"]["token"].startswith("hgt_")
-        assert all(m["log_vkey"].startswith(f"heliograph/{m['id']}+") for m in doc["members"])
+        assert all(m["log_vkey"].startswith(f"heliograph/{m['id']}+") for m in doc["members"] if m["kind"] != "witness")
+        (witness,) = [m for m in doc["members"] if m["kind"] == "witness"]
+        assert witness["cosigner_vkey"].startswith("oversight.example/witness+")
         # The federation is really up: the officer API answers with the token from federation.json.
         import urllib.request
 
