@@ -23,7 +23,7 @@ DEFAULT_NODE_POLICY: dict[str, Any] = {
     "rules": [{"name": "roster-members", "action": "allow", "origins": ["*"]}],
     "rate_limits": {"default": {"rate": 100.0, "burst": 1000}},
 }
-_NODE_KEYS = {"retention", "max_ttl", "session_ttl", "tick_s", "accounts_db", "kdf", "evidence_witnesses", "evidence_require"}
+_NODE_KEYS = {"retention", "max_ttl", "session_ttl", "tick_s", "accounts_db", "kdf", "evidence_witnesses", "evidence_require", "secure_cookies"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +37,8 @@ class NodeConfig:
     session_ttl_ms: int = 12 * 3_600_000
     tick_s: float = 1.0
     accounts_path: Path = Path("accounts.db")
+    secure_cookies: bool | None = None
+    """Session cookie ``Secure`` flag: None = when the node itself serves TLS; True behind a TLS-terminating proxy."""
     evidence_witnesses: tuple[tuple[str, str], ...] = ()
     """(url, vkey) of the witnesses whose cosignatures evidence bundles carry (docs/WITNESS.md)."""
     evidence_require: int = 0
@@ -97,8 +99,12 @@ def parse_node_config(doc: dict[str, Any], *, base: Path) -> NodeConfig:
     require = node.get("evidence_require", 0)
     if type(require) is not int or not 0 <= require <= len(witnesses):
         raise ConfigError(f"node.evidence_require: expected a whole number from 0 to the number of evidence_witnesses ({len(witnesses)})")
+    secure = node.get("secure_cookies", "auto")
+    if secure not in ("auto", True, False):
+        raise ConfigError('node.secure_cookies: expected "auto", true or false')
     return NodeConfig(
         hop=hop,
+        secure_cookies=None if secure == "auto" else bool(secure),
         evidence_witnesses=tuple((w["url"], w["vkey"]) for w in witnesses),
         evidence_require=require,
         retention_ms=_duration(node, "retention", 7 * 86_400_000, max_ms=year),

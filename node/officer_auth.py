@@ -21,9 +21,9 @@ cookie. A cookie is sent by the browser on its own, so a cookie-authenticated
 request with any method but GET/HEAD/OPTIONS must also carry ``X-CSRF-Token``
 equal to the session's CSRF token (returned at login and by ``GET
 /v1/session``); bearer requests need none. The cookie is ``HttpOnly``,
-``SameSite=Strict``, ``Path=/``, and ``Secure`` when the request came over TLS
-(behind a TLS-terminating proxy ``request.secure`` is false: configure the proxy
-or serve TLS directly). The login only takes ``application/json``, which a
+``SameSite=Strict``, ``Path=/``, and ``Secure`` when the request came over TLS,
+or always with ``secure_cookie=True`` (``[node] secure_cookies = true``), which
+a node behind a TLS-terminating proxy needs since ``request.secure`` is false there. The login only takes ``application/json``, which a
 cross-site form cannot send. The principal lands in ``request[PRINCIPAL]``.
 
 **Brute force.** :class:`LoginThrottle` counts login attempts per username on
@@ -161,6 +161,8 @@ class OfficerAuthConfig:
     max_failures: int = 5
     failure_window_ms: int = 5 * 60_000
     max_tracked: int = 10_000
+    secure_cookie: bool | None = None
+    """Mark the session cookie Secure: None follows the request (TLS served by the node itself); True behind a TLS proxy."""
 
     def __post_init__(self) -> None:
         if min(self.session_ttl_ms, self.max_failures, self.failure_window_ms, self.max_tracked) < 1:
@@ -200,6 +202,10 @@ class LoginThrottle:
     def succeeded(self, username: str) -> None:
         """Forget the username's failures after a correct password."""
         self._failures.pop(username, None)
+
+
+def _secure(config: OfficerAuthConfig, request: web.Request) -> bool:
+    return request.secure if config.secure_cookie is None else config.secure_cookie
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -313,7 +319,7 @@ def add_session_routes(app: web.Application, store: AccountStore, clock: Clock, 
         body = {"username": principal.username, "role": str(principal.role), "csrf_token": session.csrf_token}
         response = web.json_response(body | {"expires_at": session.expires_at, "token": session.token})
         response.set_cookie(
-            SESSION_COOKIE, session.token, max_age=config.session_ttl_ms // 1000, path="/", secure=request.secure, httponly=True, samesite="Strict"
+            SESSION_COOKIE, session.token, max_age=config.session_ttl_ms // 1000, path="/", secure=_secure(config, request), httponly=True, samesite="Strict"
         )
         return _no_store(response)
 
@@ -332,7 +338,7 @@ def add_session_routes(app: web.Application, store: AccountStore, clock: Clock, 
         await store.end_session(session.token)
         log.info("session_ended", username=session.principal.username, remote=request.remote)
         response = web.Response(status=204)
-        response.del_cookie(SESSION_COOKIE, path="/", secure=request.secure, httponly=True, samesite="Strict")
+        response.del_cookie(SESSION_COOKIE, path="/", secure=_secure(config, request), httponly=True, samesite="Strict")
         return _no_store(response)
 
     app.router.add_post(SESSION_PATH, login)

@@ -106,3 +106,20 @@ def test_node_user_commands_find_the_accounts_db_from_the_node_config(
     with pytest.raises(SystemExit) as info:
         main(["node", "user", "list"])  # one of --config / --db is required
     assert info.value.code == 2
+
+
+def test_node_config_secure_cookies_and_evidence_witnesses(tmp_path: Path) -> None:
+    from node.config import load_node_config
+    from protocol.errors import ConfigError
+
+    base = '[hop]\nid = "ke-police"\nlisten = "127.0.0.1:7200"\ndata_dir = "d"\nroster = "r"\nkey_file = "k"\n'
+    witnesses = 'evidence_witnesses = [{ url = "http://w", vkey = "w+1+A" }]\n'
+    (tmp_path / "n.toml").write_text(base + "[node]\nsecure_cookies = true\n" + witnesses + "evidence_require = 1\n")
+    config = load_node_config(tmp_path / "n.toml")
+    assert config.secure_cookies is True and config.evidence_witnesses == (("http://w", "w+1+A"),) and config.evidence_require == 1
+    (tmp_path / "n.toml").write_text(base + "[node]\nevidence_require = 1\n")
+    with pytest.raises(ConfigError, match=r"node\.evidence_require"):
+        load_node_config(tmp_path / "n.toml")
+    (tmp_path / "n.toml").write_text(base + '[node]\nsecure_cookies = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"node\.secure_cookies"):
+        load_node_config(tmp_path / "n.toml")

@@ -375,3 +375,14 @@ def test_throttle_forgets_the_least_recently_tried_username() -> None:
 def test_config_is_validated() -> None:
     with pytest.raises(ConfigError):
         OfficerAuthConfig(max_failures=0)
+
+
+def test_secure_cookie_can_be_forced_behind_a_tls_proxy() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from node.officer_auth import _secure
+
+    plain = make_mocked_request("POST", "/v1/session")
+    assert _secure(OfficerAuthConfig(), plain) is False
+    assert _secure(OfficerAuthConfig(secure_cookie=True), plain) is True
+    assert _secure(OfficerAuthConfig(secure_cookie=False), plain.clone(scheme="https")) is False
