@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/protocol_bench.py
 	$(BIN)/python bench/log_bench.py
 	$(BIN)/python bench/gateway_bench.py
+	$(BIN)/python bench/node_bench.py
 
 vectors: $(STAMP)
 	$(BIN)/python -m tests.vectors.generate

@@ -172,7 +172,8 @@ class Forwarder:
         Cheap enough to run on every wake-up: it reads only queued rows (partial index).
         """
         started: set[tuple[str, str]] = set()
-        for dest, lane, kind in await self.ctx.reader.due_lanes(now):
+        peers = [m.id for m in self.ctx.roster.members if m.id != self.ctx.me]
+        for dest, lane, kind in await self.ctx.reader.due_lanes(now, peers):
             if (dest, kind) in started or self._stopping:
                 continue
             started.add((dest, kind))  # lanes come most urgent first; later lanes wait their turn

@@ -22,13 +22,16 @@ Tables (migration 1 of component ``hop``):
 from __future__ import annotations
 
 import enum
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from gateway.db import open_db
+from gateway.db import open_db, run_sync
+from protocol.header import PRIORITIES
 
 MIGRATIONS = (
     """CREATE TABLE messages (
@@ -134,9 +137,7 @@ class HopReader:
 
     async def signed_header(self, origin: str, message_id: bytes) -> tuple[bytes, bytes] | None:
         """(header bytes, origin signature) of an accepted message; kept after the ciphertext is purged."""
-        rows = await self._db.execute_fetchall(
-            "SELECT header, header_sig, envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id)
-        )
+        rows = await self._db.execute_fetchall("SELECT header, header_sig, envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
         if not rows:
             return None
         header, sig, envelope = rows[0]
@@ -157,15 +158,25 @@ class HopReader:
         origin, envelope, expires = rows[0]
         return str(origin), bytes(envelope) if envelope is not None else None, int(expires)
 
-    async def due_lanes(self, now: int) -> list[tuple[str, int, str]]:
-        """(destination, lane, kind) with queued rows due now and no back-off in force, most urgent lane first."""
-        rows = await self._db.execute_fetchall(
-            """SELECT DISTINCT o.destination, o.lane, o.kind FROM outbox o LEFT JOIN destinations d ON d.destination = o.destination
-               WHERE o.state = 'queued' AND o.next_attempt_at <= ? AND coalesce(d.backoff_until, 0) <= ?
-               ORDER BY o.destination, o.kind, o.lane""",
-            (now, now),
-        )
-        return [(str(dest), int(lane), str(kind)) for dest, lane, kind in rows]
+    async def due_lanes(self, now: int, destinations: Sequence[str]) -> list[tuple[str, int, str]]:
+        """(destination, lane, kind) with queued rows due now and no back-off in force, most urgent lane first.
+
+        One index seek per (destination, lane, kind), all in one trip to the database thread, so
+        the cost does not grow with the backlog queued behind a destination that is down.
+        """
+        lanes = range(len(PRIORITIES))
+
+        def probe(db: sqlite3.Connection) -> list[tuple[str, int, str]]:
+            backing_off = {str(r[0]) for r in db.execute("SELECT destination FROM destinations WHERE backoff_until > ?", (now,))}
+            found = []
+            for dest in sorted(set(destinations) - backing_off):
+                for kind in (KIND_ENVELOPE, KIND_RECEIPT):
+                    for lane in lanes:
+                        if db.execute(_DUE_PROBE, (dest, lane, kind, now)).fetchone() is not None:
+                            found.append((dest, lane, kind))
+            return found
+
+        return await run_sync(self._db, probe)
 
     async def next_batch(self, destination: str, lane: int, kind: str, now: int, limit: int) -> list[OutboxRow]:
         """The oldest due rows of one lane and kind for ``destination``."""
@@ -195,7 +206,6 @@ class HopReader:
     async def destinations(self) -> list[DestinationStatus]:
         """Backlog and health of every destination this hop has ever queued for."""
         backlog: dict[str, dict[str, int]] = {}
-        from protocol.header import PRIORITIES
 
         for dest, lane, kind, count in await self._db.execute_fetchall(
             "SELECT destination, lane, kind, count(*) FROM outbox WHERE state = 'queued' GROUP BY destination, lane, kind"
@@ -241,6 +251,8 @@ class HopReader:
         rows = await self._db.execute_fetchall("SELECT receipt FROM receipts WHERE message_id = ? ORDER BY at, digest", (message_id,))
         return [bytes(r[0]) for r in rows]
 
+
+_DUE_PROBE = "SELECT 1 FROM outbox WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ? LIMIT 1"
 
 _ROW_SELECT = (
     "SELECT o.id, o.destination, o.lane, o.kind, o.origin, o.message_id, o.recipients, o.payload, o.prev, o.attempts, o.expires,"

@@ -263,10 +263,11 @@ async def list_inbox(request: web.Request) -> web.Response:
     node = request.app[NODE]
     authorize(request, Action.INBOX_READ)
     items = [i for i in await node.reader.inbox() if i.kind != "ack"]
+    references = await node.reader.inbox_references()
     out = []
     for item in items:
         entry = _inbox_json(item, full=False)
-        entry["superseded_by"] = [{"message_id": m.hex(), "kind": k} for m, k, _c in await node.reader.inbox_referencing(item.message_id)]
+        entry["superseded_by"] = [{"message_id": m.hex(), "kind": k} for m, k, _c in references.get(item.message_id, [])]
         acks = await node.reader.acks(item.message_id)
         entry["acks"] = [{"disposition": a.disposition, "officer": a.officer, "at": a.at} for a in acks if a.direction == "out"]
         out.append(entry)
@@ -312,7 +313,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 break
             event_id, kind, data = item
             await response.write(f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
         pass
     finally:
         node.events.unsubscribe(queue)

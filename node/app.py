@@ -28,6 +28,11 @@ def create_node_app(node: Node, *, close_on_cleanup: bool = True) -> web.Applica
     add_officer_routes(app, node)
     add_console_routes(app)
 
+    async def on_shutdown(_app: web.Application) -> None:
+        node.events.close()  # end every /v1/events stream, so shutdown does not wait for consoles to hang up
+
+    app.on_shutdown.append(on_shutdown)
+
     async def on_cleanup(_app: web.Application) -> None:
         if close_on_cleanup:
             await node.close()

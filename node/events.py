@@ -43,9 +43,8 @@ class EventBus:
 
     def close(self) -> None:
         for queue in list(self._subscribers):
-            with_room = queue.full()
-            if with_room:
-                queue.get_nowait()
+            if queue.full():
+                queue.get_nowait()  # make room for the end-of-stream marker
             queue.put_nowait(None)
         self._subscribers.clear()
 

@@ -228,7 +228,8 @@ class Node:
 
         self.tiers[mid] = tiers
         await originate(ctx, envelope, rows)
-        self._wake.set()
+        if request.escalations():
+            self._wake.set()  # the scheduler sleeps until the earliest pending step; this one may be earlier
         self.events.publish("sent", {"message_id": mid.hex(), "kind": request.kind, "priority": request.priority})
         log.info("alert_sent", message_id=mid.hex(), origin=self.me, officer=principal.username, kind=request.kind, priority=request.priority)
         return mid

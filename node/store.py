@@ -235,6 +235,14 @@ class NodeReader:
         )
         return [_inbox(r) for r in await self._rows(sql, (limit,))]
 
+    async def inbox_references(self) -> dict[bytes, list[tuple[bytes, str, int]]]:
+        """For every inbox item, the later items (updates, cancels, escalations) that reference it, in one pass."""
+        out: dict[bytes, list[tuple[bytes, str, int]]] = {}
+        for mid, kind, created, refs in await self._rows("SELECT message_id, kind, created, refs FROM inbox WHERE refs <> '' ORDER BY created"):
+            for ref in _refs(str(refs)):
+                out.setdefault(ref, []).append((bytes(mid), str(kind), int(created)))
+        return out
+
     async def inbox_referencing(self, message_id: bytes) -> list[tuple[bytes, str, int]]:
         like = f"%{message_id.hex()}%"
         rows = await self._rows("SELECT message_id, kind, created FROM inbox WHERE refs LIKE ? ORDER BY created", (like,))
