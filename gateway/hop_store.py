@@ -161,15 +161,17 @@ class HopReader:
     async def due_lanes(self, now: int, destinations: Sequence[str]) -> list[tuple[str, int, str]]:
         """(destination, lane, kind) with queued rows due now and no back-off in force, most urgent lane first.
 
-        One index seek per (destination, lane, kind), all in one trip to the database thread, so
-        the cost does not grow with the backlog queued behind a destination that is down.
+        One index seek per destination with a queue and per (lane, kind) of the ones not backing
+        off, all in one trip to the database thread: the cost does not grow with the backlog
+        queued behind a destination that is down, nor with the size of the roster.
         """
         lanes = range(len(PRIORITIES))
 
         def probe(db: sqlite3.Connection) -> list[tuple[str, int, str]]:
             backing_off = {str(r[0]) for r in db.execute("SELECT destination FROM destinations WHERE backoff_until > ?", (now,))}
+            queued = {str(r[0]) for r in db.execute(_QUEUED_DESTINATIONS)}
             found = []
-            for dest in sorted(set(destinations) - backing_off):
+            for dest in sorted((queued & set(destinations)) - backing_off):
                 for kind in (KIND_ENVELOPE, KIND_RECEIPT):
                     for lane in lanes:
                         if db.execute(_DUE_PROBE, (dest, lane, kind, now)).fetchone() is not None:
@@ -252,6 +254,12 @@ class HopReader:
         return [bytes(r[0]) for r in rows]
 
 
+_QUEUED_DESTINATIONS = """WITH RECURSIVE d(dest) AS (
+    SELECT min(destination) FROM outbox WHERE state = 'queued'
+    UNION ALL
+    SELECT (SELECT min(destination) FROM outbox WHERE state = 'queued' AND destination > d.dest) FROM d WHERE d.dest IS NOT NULL
+) SELECT dest FROM d WHERE dest IS NOT NULL"""
+"""The distinct destinations with queued rows, one index seek each (a skip scan), however long their queues are."""
 _DUE_PROBE = "SELECT 1 FROM outbox WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ? LIMIT 1"
 
 _ROW_SELECT = (
