@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.agencies import PASSWORD, Agencies, start_agencies
+from tests.support.agencies import PASSWORD, Agencies
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,15 +40,6 @@ try:
     from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Error, Page, async_playwright
 except ImportError:  # pragma: no cover - the test extra installs it
     async_playwright = None
-
-
-@pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[Agencies]:
-    a = await start_agencies(tmp_path)
-    try:
-        yield a
-    finally:
-        await a.close()
 
 
 @pytest.fixture

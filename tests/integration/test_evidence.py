@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,20 +26,11 @@ from protocol.errors import CheckpointError, ConflictError, MalformedError, NotF
 from protocol.evidence import EvidenceBundle, verify_bundle
 from protocol.receipts import Receipt
 from protocol.roster import SignedRoster
-from tests.support.agencies import Agencies, alert_body, start_agencies
+from tests.support.agencies import Agencies, alert_body
 from tests.support.federation import T0
 from tests.support.net import OPEN_POLICY
 
 MINUTE = 60_000
-
-
-@pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[Agencies]:
-    a = await start_agencies(tmp_path)
-    try:
-        yield a
-    finally:
-        await a.close()
 
 
 async def send(a: Agencies, **overrides: object) -> bytes:

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.support.agencies import Agencies, alert_body, start_agencies
+from tests.support.agencies import Agencies, alert_body
 
 MINUTE = 60_000
-
-
-@pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[Agencies]:
-    a = await start_agencies(tmp_path)
-    try:
-        yield a
-    finally:
-        await a.close()
 
 
 async def send(a: Agencies, **overrides: object) -> str:

@@ -12,7 +12,6 @@ import argparse
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from node import officer_cli, officer_views
-from tests.support.agencies import Agencies, alert_body, start_agencies
+from tests.support.agencies import Agencies, alert_body
 from tests.support.net import free_port
 
 FLAGS = [
@@ -66,15 +65,6 @@ class Cli:
 
     def json(self) -> Any:
         return json.loads(self.out)
-
-
-@pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[Agencies]:
-    a = await start_agencies(tmp_path)
-    try:
-        yield a
-    finally:
-        await a.close()
 
 
 @pytest.fixture
