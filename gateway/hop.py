@@ -275,20 +275,22 @@ async def accept_receipts(ctx: HopContext, peer: str, body: bytes) -> bytes:
     batch = ReceiptBatch.from_bytes(body)
     stored = 0
     statements: list[Statement] = []
+    valid: list[tuple[bytes, bytes, Receipt]] = []
     for raw in batch.receipts:
         try:
-            receipt = SignedReceipt.from_bytes(raw, limits=ctx.limits).verify(ctx.roster)
+            valid.append((raw, hashlib.sha256(raw).digest(), SignedReceipt.from_bytes(raw, limits=ctx.limits).verify(ctx.roster)))
         except HeliographError as exc:
             log.warning("receipt_refused", peer=peer, code=exc.code)
-            continue
-        if await ctx.reader.has_receipt(hashlib.sha256(raw).digest()):
+    seen, known = await ctx.reader.receipt_context([d for _r, d, _x in valid], [x.message_id for _r, _d, x in valid])
+    for raw, digest, receipt in valid:
+        if digest in seen:
             stored += 1  # a retry: already stored and queued
             continue
-        known = await ctx.reader.message(receipt.message_id)
-        if known is None:
+        if receipt.message_id not in known:
             log.warning("receipt_for_unknown_message", peer=peer, message_id=receipt.message_id.hex())
             continue
-        origin, _, expires = known
+        seen.add(digest)  # the same receipt twice in one batch is stored once
+        origin, expires = known[receipt.message_id]
         statements.extend(receipt_rows(ctx, raw, origin=origin, message_id=receipt.message_id, lane=0, expires=expires))
         stored += 1
     ctx.metrics.receipts_in.inc(stored)

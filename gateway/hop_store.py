@@ -246,6 +246,21 @@ class HopReader:
     async def failure_counts(self) -> dict[str, int]:
         return {str(d): int(f) for d, f in await self._db.execute_fetchall("SELECT destination, failures FROM destinations WHERE failures > 0")}
 
+    async def receipt_context(self, digests: Sequence[bytes], message_ids: Sequence[bytes]) -> tuple[set[bytes], dict[bytes, tuple[str, int]]]:
+        """For a batch of arriving receipts, in one trip: which digests are stored already, and the
+        (origin, expires) of each message id this hop accepted."""
+
+        def look(db: sqlite3.Connection) -> tuple[set[bytes], dict[bytes, tuple[str, int]]]:
+            seen = {d for d in set(digests) if db.execute("SELECT 1 FROM receipts WHERE digest = ?", (d,)).fetchone() is not None}
+            known: dict[bytes, tuple[str, int]] = {}
+            for mid in set(message_ids):
+                row = db.execute("SELECT origin, expires FROM messages WHERE message_id = ? LIMIT 1", (mid,)).fetchone()
+                if row is not None:
+                    known[mid] = (str(row[0]), int(row[1]))
+            return seen, known
+
+        return await run_sync(self._db, look)
+
     async def has_receipt(self, digest: bytes) -> bool:
         return bool(await self._db.execute_fetchall("SELECT 1 FROM receipts WHERE digest = ?", (digest,)))
 

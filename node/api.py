@@ -35,6 +35,7 @@ from protocol.roster import KIND_NODE
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
 HEARTBEAT_S = 15.0
+VERDICT_CACHE = 200_000
 
 
 def _message_id(request: web.Request) -> bytes:
@@ -121,11 +122,21 @@ async def _receipts(node: Node, message_id: bytes) -> tuple[list[dict[str, Any]]
     roster = node.hop.ctx.roster
     for raw in await node.hop.ctx.reader.receipts_for(message_id):
         digest = hashlib.sha256(raw).hexdigest()
-        try:
-            r = SignedReceipt.from_bytes(raw, limits=node.hop.ctx.limits).verify(roster)
-        except HeliographError as exc:
-            unverified.append({"digest": digest, "error": exc.code})
+        # Receipts never change; a verdict holds for as long as the roster version it was reached under.
+        key = (digest, roster.version)
+        verdict = node.verdicts.get(key)
+        if verdict is None:
+            try:
+                verdict = SignedReceipt.from_bytes(raw, limits=node.hop.ctx.limits).verify(roster)
+            except HeliographError as exc:
+                verdict = exc.code
+            if len(node.verdicts) >= VERDICT_CACHE:
+                node.verdicts.clear()
+            node.verdicts[key] = verdict
+        if isinstance(verdict, str):
+            unverified.append({"digest": digest, "error": verdict})
             continue
+        r = verdict
         entry = {"hop": r.hop, "event": r.event, "time": r.time, "peer": r.peer, "digest": digest, "log_index": r.log_index, "verified": True}
         if r.retry_until is not None:
             entry["retry_until"] = r.retry_until

@@ -68,6 +68,7 @@ from protocol.envelope import Tier, open_envelope, seal
 from protocol.errors import ConflictError, MalformedError, NotFoundError
 from protocol.header import PRIORITIES, Envelope
 from protocol.keys import Rng
+from protocol.receipts import Receipt
 
 log = structlog.get_logger("heliograph.node")
 
@@ -99,6 +100,8 @@ class Node:
     accounts: AccountStore
     rng: Rng
     events: EventBus = field(default_factory=EventBus)
+    verdicts: dict[tuple[str, int], Receipt | str] = field(default_factory=dict)
+    """Receipt verification results by (receipt digest, roster version): the receipt, or the error code."""
     tiers: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)
     """Tier metadata (member ids, section names) of every alert we sent, for the synchronous ack path."""
     _task: asyncio.Task[None] | None = None
