@@ -105,14 +105,17 @@ class Federation:
 
     def describe(self) -> dict[str, Any]:
         members: list[dict[str, Any]] = []
+        witnesses: list[dict[str, Any]] = []
         for m in self.members.values():
-            entry: dict[str, Any] = {"id": m.id, "kind": m.kind, "url": m.url}
-            entry["cosigner_vkey" if m.kind == "witness" else "log_vkey"] = m.log_vkey
+            if m.kind == "witness":  # not a roster member; listed apart so every member entry keeps the same shape
+                witnesses.append({"name": m.display, "url": m.url, "cosigner_vkey": m.log_vkey})
+                continue
+            entry: dict[str, Any] = {"id": m.id, "kind": m.kind, "url": m.url, "log_vkey": m.log_vkey}
             if m.kind == "node":
                 entry["officer_api"] = {"url": m.url, "token": m.token}
                 entry["accounts"] = {role: f"{role}-{m.id}" for role in ("officer", "supervisor", "auditor")}
             members.append(entry)
-        return {"roster": str(self.roster), "members": members, "console_password": DEMO_PASSWORD}
+        return {"roster": str(self.roster), "members": members, "witnesses": witnesses, "console_password": DEMO_PASSWORD}
 
 
 def _gateway_config(gw: str, port: int) -> str:

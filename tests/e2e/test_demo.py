@@ -37,11 +37,11 @@ def test_demo_keep_writes_federation_json_and_stops_on_sigterm(tmp_path: Path) -
         doc = json.loads((state / "federation.json").read_text(encoding="utf-8"))
         assert Path(doc["roster"]).exists()
         kinds = sorted(m["kind"] for m in doc["members"])
-        assert kinds == ["gateway"] * 2 + ["node"] * 4 + ["witness"]
+        assert kinds == ["gateway"] * 2 + ["node"] * 4
         node = next(m for m in doc["members"] if m["id"] == "int-org")
         assert node["officer_api"]["url"] == node["url"] and node["officer_api"]["token"].startswith("hgt_")
-        assert all(m["log_vkey"].startswith(f"heliograph/{m['id']}+") for m in doc["members"] if m["kind"] != "witness")
-        (witness,) = [m for m in doc["members"] if m["kind"] == "witness"]
+        assert all(m["log_vkey"].startswith(f"heliograph/{m['id']}+") for m in doc["members"])
+        (witness,) = doc["witnesses"]
         assert witness["cosigner_vkey"].startswith("oversight.example/witness+")
         # The federation is really up: the officer API answers with the token from federation.json.
         import urllib.request
