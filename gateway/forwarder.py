@@ -53,6 +53,8 @@ from protocol.transport import sign_request
 log = structlog.get_logger("heliograph.forwarder")
 
 MSGPACK = "application/x-msgpack"
+TRANSIENT_REFUSALS = frozenset({"E_RATE_LIMITED"})
+"""Item-level refusals that say "not now": the copy is retried with back-off instead of ending ``rejected``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,6 +276,11 @@ class Forwarder:
         except (HeliographError, SendFailure) as exc:
             log.warning("bad_receipt_from_peer", destination=dest, error=str(exc))
             await self._failed(dest, [row], "peer returned an invalid receipt")
+            return
+        if theirs.event == "rejected" and theirs.reason in TRANSIENT_REFUSALS:
+            # The peer is shedding load, not refusing the message: keep the copy and retry after a back-off.
+            log.info("copy_deferred_by_peer", message_id=row.message_id.hex(), origin=row.origin, destination=dest, reason=theirs.reason)
+            await self._failed(dest, [row], f"peer refused for now: {theirs.reason}")
             return
         accepted = theirs.event == "accepted"
         if accepted:

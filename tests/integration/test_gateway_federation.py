@@ -190,3 +190,20 @@ async def test_queue_depth_gauge_returns_to_zero_when_a_lane_drains(net: Net) ->
     net.clock.advance(HOUR // 2)  # past any back-off
     await net.drain()
     assert f"{line} 0.0" in generate_latest(metrics.registry).decode()
+
+
+async def test_a_rate_limited_copy_is_retried_not_lost(net: Net) -> None:
+    """A next hop that answers E_RATE_LIMITED is shedding load: the copy is delayed and retried, never ended."""
+    stand_in = net.nodes["fr-police"]
+    stand_in.reject_with = "E_RATE_LIMITED"
+    env = net.seal("int-org", [("all", ["summary", "details"], ["fr-police"])], seed="throttled")
+    await net.submit("int-org", [env])
+    await net.drain()
+    events = net.nodes["int-org"].events_for(env.message_id)
+    assert ("gw-eu", "delayed") in events and ("gw-eu", "rejected") not in events
+    assert stand_in.delivered == {}
+    stand_in.reject_with = None
+    net.clock.advance(HOUR // 4)  # past the back-off
+    await net.drain()
+    assert list(stand_in.delivered) == [env.message_id]
+    assert ("gw-eu", "delivered") in net.nodes["int-org"].events_for(env.message_id)

@@ -57,6 +57,8 @@ class StandInNode:
     receipts: list[Receipt] = field(default_factory=list)
     receipt_bytes: list[bytes] = field(default_factory=list)
     refuse: bool = False
+    reject_with: str | None = None
+    """Answer every item with a signed ``rejected`` receipt carrying this code (e.g. E_RATE_LIMITED)."""
     max_batch: int | None = None
     """Refuse (413 E_TOO_LARGE) any envelope batch with more items than this, like a peer with a small ``max_batch``."""
     batch_sizes: list[int] = field(default_factory=list)
@@ -93,6 +95,20 @@ class StandInNode:
         results = []
         for item in batch.items:
             env = Envelope.from_bytes(item.envelope)
+            if self.reject_with is not None:
+                refusal = Receipt(
+                    message_id=env.message_id,
+                    header_digest=env.header_digest,
+                    hop=self.keys.member_id,
+                    hop_key=self.keys.signing_key_id,
+                    event="rejected",
+                    time=self.clock.now_ms(),
+                    peer=self.roster.member(self.keys.member_id).home_gateway,
+                    prev=item.prev,
+                    reason=self.reject_with,
+                )
+                results.append(refusal.sign(self.keys).to_bytes())
+                continue
             opened = env_mod.open(env, self.keys, self.roster, self.clock.now_ms())
             self.delivered.setdefault(env.message_id, []).append(opened.sections.get("summary", b""))
             receipt = Receipt(
