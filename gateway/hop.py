@@ -80,8 +80,9 @@ class Delivery:
     after_commit: Callable[[], None] = lambda: None
 
 
-LocalDelivery = Callable[[Envelope, int], Delivery]
-"""``(envelope, now) -> Delivery``; raises a HeliographError (e.g. E_DECRYPT) to reject the envelope."""
+LocalDelivery = Callable[[Envelope, Header, int], Delivery]
+"""``(envelope, verified header, now) -> Delivery``; raises a HeliographError (e.g. E_DECRYPT) to reject the envelope.
+The header is what ``verify_header`` returned for the envelope a moment before."""
 
 
 def next_hop(roster: Roster, me: str, recipient: str) -> str:
@@ -157,12 +158,12 @@ async def _accept_item(ctx: HopContext, peer: str, item: BatchItem) -> bytes:
             ctx.metrics.duplicates.inc()
             return previous
         now = ctx.clock.now_ms()
-        verify_header(envelope, ctx.roster, now, limits=ctx.limits)
+        verified = verify_header(envelope, ctx.roster, now, limits=ctx.limits)
         _check_route(ctx, peer, header, item.recipients)
         ctx.policy.check_ttl(header.created, header.expires, now)
         ctx.policy.evaluate(RouteContext(origin=header.origin, recipients=item.recipients, label=header.label, priority=header.priority))
         ctx.rate_limiter.check(header.origin)
-        delivery = ctx.local_delivery(envelope, now) if ctx.local_delivery is not None else None
+        delivery = ctx.local_delivery(envelope, verified, now) if ctx.local_delivery is not None else None
     except HeliographError as exc:
         return await _reject(ctx, peer, item, header=header, digest=digest, exc=exc)
     if key in ctx.inflight:  # another request started storing it while we verified

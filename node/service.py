@@ -64,9 +64,9 @@ from node.store import (
     refs_text,
 )
 from protocol import encoding
-from protocol.envelope import Tier, open_envelope, seal
+from protocol.envelope import Tier, open_verified, seal
 from protocol.errors import ConflictError, MalformedError, NotFoundError
-from protocol.header import PRIORITIES, Envelope
+from protocol.header import PRIORITIES, Envelope, Header
 from protocol.keys import Rng
 from protocol.receipts import Receipt
 
@@ -296,10 +296,10 @@ class Node:
 
     # -- arriving traffic -----------------------------------------------------------------
 
-    def _deliver(self, envelope: Envelope, now: int) -> Delivery:
+    def _deliver(self, envelope: Envelope, header: Header, now: int) -> Delivery:
         """Open an envelope addressed to us; the rows commit with our acceptance (see module docstring)."""
         ctx = self.hop.ctx
-        opened = open_envelope(envelope, ctx.keys, ctx.roster, now, limits=ctx.limits)
+        opened = open_verified(envelope, header, ctx.keys, ctx.roster, limits=ctx.limits)
         header = opened.header
         mid = header.message_id
         if header.kind == "ack":

@@ -405,11 +405,28 @@ def open_envelope(envelope: Envelope | bytes, my_keys: MemberKeys, roster: Roste
     else:
         env = Envelope.from_bytes(envelope, limits=limits)
         header = _verify_parsed(env, roster, now, limits)
+    return open_verified(env, header, my_keys, roster, limits=limits)
+
+
+def open_verified(envelope: Envelope, header: Header, my_keys: MemberKeys, roster: Roster, *, limits: Limits = DEFAULT_LIMITS) -> Opened:
+    """Decrypt an envelope whose header the caller has just verified with :func:`verify_header`.
+
+    For a hop that verifies every envelope before deciding what to do with it: it
+    saves the second signature check :func:`open_envelope` would make. ``header``
+    must be the value ``verify_header(envelope, ...)`` returned.
+
+    Raises:
+        MalformedError: ``header`` is not this envelope's header.
+        NotRecipientError: ``my_keys`` is not among the recipients.
+        DecryptError: Anything wrong past the header, deliberately opaque.
+    """
+    if header != envelope.header:
+        raise MalformedError("open_verified needs the header verify_header returned for this envelope")
     me = my_keys.member_id
     if me not in header.recipients:
         raise NotRecipientError(f"{me} is not a recipient of this message")
     try:
-        return _open_verified(env, header, my_keys, roster, limits)
+        return _open_verified(envelope, header, my_keys, roster, limits)
     except DecryptError:
         raise
     except (HeliographError, TypeError, KeyError, ValueError):

@@ -55,6 +55,17 @@ def test_round_trip_and_tiers(fed: Federation, seal: Sealer) -> None:
     assert action.manifest == inform.manifest and action.manifest_bytes == inform.manifest_bytes
 
 
+def test_open_verified_skips_the_second_check_and_insists_on_the_envelope_s_own_header(fed: Federation, seal: Sealer) -> None:
+    env, other = seal(), seal(rng=SeededRng("another message"))
+    header = env_mod.verify_header(env, fed.roster, T0 + 10)
+    opened = env_mod.open_verified(env, header, fed.keys["fr-police"], fed.roster)
+    assert opened == env_mod.open(env, fed.keys["fr-police"], fed.roster, T0 + 10)
+    with pytest.raises(MalformedError):
+        env_mod.open_verified(env, other.header, fed.keys["fr-police"], fed.roster)
+    with pytest.raises(NotRecipientError):
+        env_mod.open_verified(env, header, fed.keys["int-org"], fed.roster)
+
+
 def test_seal_is_deterministic_for_a_seeded_rng(seal: Sealer) -> None:
     assert seal().to_bytes() == seal().to_bytes()
     assert seal().to_bytes() != seal(rng=SeededRng("other")).to_bytes()
