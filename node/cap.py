@@ -1,12 +1,14 @@
-"""Alert content: the CAP 1.2 vocabulary, value rules, and the section plaintext format.
+"""Alert content: the CAP 1.2 vocabulary and the section plaintext format.
 
-Three parts, all pure (no I/O, no clock): the value rules the officer API
-applies to single fields (durations, RFC 3339 times, text, file names, media
-types, base64, message ids), each raising :class:`FieldInvalid` with a sentence;
-:class:`FieldErrors`, the strict JSON reader :mod:`node.compose` builds its
-requests with, which collects every error under its JSON path; and the format
-of the sealed sections, written by ``node.compose`` and read back by a
-receiving node with :func:`decode_sections`.
+Both parts are pure (no I/O, no clock). The vocabulary (categories, urgencies,
+severities, certainties, ack dispositions and the section ids) is what
+:mod:`node.compose` accepts from an officer. The format of the sealed sections
+is written by the requests :mod:`node.compose` builds
+(:mod:`node.officer_requests`) and read back by a receiving node with
+:func:`decode_sections`, which holds received text, file names and media types
+to the sender's rules. Those single-field rules live in :mod:`node.field_rules`
+and the strict JSON reader in :mod:`node.field_errors`; their names are
+re-exported here, so ``from node.cap import ...`` keeps working.
 
 Section plaintext (what ``seal`` encrypts, one entry per section id). ``enc``
 is the canonical msgpack of docs/PROTOCOL.md section 2; every map below is a
@@ -35,17 +37,61 @@ bytes, not base64, inside a 1 MiB envelope.
 
 from __future__ import annotations
 
-import json
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+from node.field_errors import MISSING, FieldErrors, _json_type
+from node.field_rules import (
+    MAX_FILE_NAME,
+    FieldInvalid,
+    check_base64_data,
+    check_file_name,
+    check_media_type,
+    check_message_id,
+    clean_text,
+    format_duration,
+    looks_like_duration,
+    parse_duration_ms,
+    parse_timestamp_ms,
+)
 from protocol import encoding, fields
-from protocol.errors import MalformedError, ValidationError
+from protocol.errors import MalformedError
 from protocol.header import MESSAGE_ID_SIZE
+
+__all__ = [
+    "ACK",
+    "ATTACHMENTS",
+    "CATEGORIES",
+    "CERTAINTIES",
+    "CONTENT_VERSION",
+    "DISPOSITIONS",
+    "INFO",
+    "MAX_ATTACHMENTS",
+    "MAX_FILE_NAME",
+    "MISSING",
+    "SEVERITIES",
+    "TEXT_SECTIONS",
+    "URGENCIES",
+    "Attachment",
+    "FieldErrors",
+    "FieldInvalid",
+    "check_base64_data",
+    "check_file_name",
+    "check_media_type",
+    "check_message_id",
+    "clean_text",
+    "decode_ack",
+    "decode_sections",
+    "encode_ack",
+    "encode_attachments",
+    "encode_info",
+    "format_duration",
+    "looks_like_duration",
+    "parse_duration_ms",
+    "parse_timestamp_ms",
+    "_json_type",  # tests/node/test_compose.py reads cap._json_type
+]
 
 CATEGORIES = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE", "Other")
 URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
@@ -60,26 +106,8 @@ ATTACHMENTS = "attachments"
 ACK = "ack"
 CONTENT_VERSION = 1
 MAX_ATTACHMENTS = 5
-MAX_FILE_NAME = 255
 
-_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION_RE = re.compile(r"([1-9][0-9]{0,9})([smhd])")
-_RFC3339_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))")
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_MEDIA_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-_MESSAGE_ID_RE = re.compile(r"[0-9a-f]{32}")
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null"}
 _INFO_FIELDS = frozenset({"category", "certainty", "event", "headline", "severity", "urgency", "v"})
-
-
-# -- value rules ------------------------------------------------------------------------------
-
-
-class FieldInvalid(Exception):
-    """One field's value is invalid; the message is a sentence for the officer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,264 +117,6 @@ class Attachment:
     name: str
     media_type: str
     data: bytes
-
-
-def parse_duration_ms(value: Any, *, min_ms: int = 1000, max_ms: int = 30 * _UNITS_MS["d"]) -> int:
-    """Read ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` or an integer number of seconds.
-
-    Raises:
-        FieldInvalid: Another form, or outside ``min_ms .. max_ms``.
-    """
-    if type(value) is int:
-        ms = value * 1000
-    elif type(value) is str and (match := _DURATION_RE.fullmatch(value)):
-        ms = int(match[1]) * _UNITS_MS[match[2]]
-    else:
-        raise FieldInvalid('Must be a duration such as "90s", "15m", "2h" or "1d", or a whole number of seconds.')
-    if not min_ms <= ms <= max_ms:
-        raise FieldInvalid(f"Must be between {format_duration(min_ms)} and {format_duration(max_ms)}.")
-    return ms
-
-
-def looks_like_duration(value: Any) -> bool:
-    """True if ``value`` has the form of a duration (bounds not checked)."""
-    return type(value) is int or (type(value) is str and _DURATION_RE.fullmatch(value) is not None)
-
-
-def format_duration(ms: int) -> str:
-    """Write milliseconds in the largest unit that divides them, e.g. ``"30d"`` or ``"90s"``."""
-    for unit in ("d", "h", "m", "s"):
-        if ms % _UNITS_MS[unit] == 0:
-            return f"{ms // _UNITS_MS[unit]}{unit}"
-    return f"{ms}ms"
-
-
-def parse_timestamp_ms(text: str) -> int:
-    """Read an RFC 3339 date-time with a time zone (``2026-11-26T12:00:00Z``) as unix ms.
-
-    Upper-case ``T`` and ``Z`` only; fractions beyond milliseconds are truncated.
-
-    Raises:
-        FieldInvalid: Not that form, an impossible date or time, or before 1970.
-    """
-    match = _RFC3339_RE.fullmatch(text)
-    if match is None:
-        raise FieldInvalid('Must be an RFC 3339 time with a time zone, such as "2026-11-26T12:00:00Z".')
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    try:
-        ordinal = date(year, month, day).toordinal()
-    except ValueError:
-        raise FieldInvalid("Is not a real calendar date.") from None
-    offset_hours, offset_minutes = (0, 0) if match[8] else (int(match[10]), int(match[11]))
-    if hour > 23 or minute > 59 or second > 59 or offset_hours > 23 or offset_minutes > 59:
-        raise FieldInvalid("Is not a real time of day or time zone offset.")
-    offset = (offset_hours * 60 + offset_minutes) * 60 * (-1 if match[9] == "-" else 1)
-    seconds = (ordinal - _EPOCH_ORDINAL) * 86_400 + hour * 3600 + minute * 60 + second - offset
-    ms = seconds * 1000 + int((match[7] or "0").ljust(3, "0")[:3])
-    if ms < 0:
-        raise FieldInvalid("Must not be before 1970.")
-    return ms
-
-
-def clean_text(value: Any, *, single_line: bool, max_chars: int | None = None, max_bytes: int | None = None) -> str:
-    """Check officer text and return it NFC-normalised.
-
-    Args:
-        value: The decoded JSON value.
-        single_line: Refuse line breaks and tabs as well.
-        max_chars: Longest length in characters, after normalisation.
-        max_bytes: Longest length in UTF-8 bytes, after normalisation.
-
-    Raises:
-        FieldInvalid: Not a string, not valid Unicode, empty or blank, a control
-            character, or too long.
-    """
-    if type(value) is not str:
-        raise FieldInvalid("Must be a string.")
-    bound = min(b for b in (max_chars, max_bytes, 1 << 30) if b is not None)
-    if len(value) > 4 * bound:  # too long even after normalisation; don't normalise megabytes
-        raise FieldInvalid(_too_long(max_chars, max_bytes))
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise FieldInvalid("Is not valid Unicode text (it holds an unpaired surrogate).") from None
-    text = unicodedata.normalize("NFC", value)
-    bad = (_CONTROL_SINGLE_LINE if single_line else _CONTROL_MULTILINE).search(text)
-    if bad:
-        allowed = "it must be a single line" if single_line else "only line feed and tab are allowed"
-        raise FieldInvalid(f"Contains the control character U+{ord(bad[0]):04X}; {allowed}.")
-    if not text.strip():
-        raise FieldInvalid("Must not be empty or blank; leave the field out instead.")
-    if (max_chars is not None and len(text) > max_chars) or (max_bytes is not None and len(text.encode()) > max_bytes):
-        raise FieldInvalid(_too_long(max_chars, max_bytes))
-    return text
-
-
-def _too_long(max_chars: int | None, max_bytes: int | None) -> str:
-    return f"Must be at most {max_chars} characters long." if max_chars is not None else f"Must be at most {max_bytes} bytes long in UTF-8."
-
-
-def check_file_name(value: Any) -> str:
-    """Check an attachment's file name: one path component, printable, NFC.
-
-    Raises:
-        FieldInvalid: Otherwise.
-    """
-    name = clean_text(value, single_line=True, max_chars=MAX_FILE_NAME)
-    if name != name.strip() or any(c in name for c in "/\\:") or name in (".", ".."):
-        raise FieldInvalid("Must be a plain file name: no '/', '\\' or ':', not '.' or '..', no surrounding spaces.")
-    return name
-
-
-def check_media_type(value: Any) -> str:
-    """Check a media type such as ``image/jpeg`` (no parameters) and return it in lower case.
-
-    Raises:
-        FieldInvalid: Otherwise.
-    """
-    if type(value) is not str or len(value) > 255 or not _MEDIA_TYPE_RE.fullmatch(value.lower()):
-        raise FieldInvalid('Must be a media type such as "image/jpeg", without parameters.')
-    return value.lower()
-
-
-def check_base64_data(value: Any, max_bytes: int) -> bytes:
-    """Decode an attachment's canonical standard base64 (docs/PROTOCOL.md 1.6) of 1..``max_bytes`` bytes.
-
-    Raises:
-        FieldInvalid: Not a string, not canonical base64, empty or too large.
-    """
-    if type(value) is not str:
-        raise FieldInvalid("Must be a string of base64.")
-    if len(value) > 4 * -(-max_bytes // 3):  # refuse before decoding
-        raise FieldInvalid(f"Must decode to at most {max_bytes // 1024} KiB.")
-    try:
-        data = fields.unb64("data", value)
-    except MalformedError:
-        raise FieldInvalid("Must be standard base64 (RFC 4648) with padding and no line breaks or spaces.") from None
-    if not data:
-        raise FieldInvalid("Must not be empty.")
-    if len(data) > max_bytes:
-        raise FieldInvalid(f"Must decode to at most {max_bytes // 1024} KiB.")
-    return data
-
-
-def check_message_id(value: Any) -> bytes:
-    """Read a message id written as 32 lower-case hex digits.
-
-    Raises:
-        FieldInvalid: Otherwise.
-    """
-    if type(value) is not str or not _MESSAGE_ID_RE.fullmatch(value):
-        raise FieldInvalid("Must be a message id: 32 lower-case hex digits.")
-    return bytes.fromhex(value)
-
-
-# -- reading officer JSON ---------------------------------------------------------------------
-
-
-MISSING: Any = object()
-"""Stands for a field absent from the request; every reader below passes it through as None."""
-
-
-class FieldErrors:
-    """Reads decoded officer JSON strictly, collecting ``{path: sentence}`` instead of stopping.
-
-    Each reader returns the checked value, or None after recording why (or
-    when handed :data:`MISSING`). The first error at a path wins, and at most
-    ``limit`` are kept, so a hostile body cannot make the answer huge.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.fields: dict[str, str] = {}
-        self._limit = limit
-
-    def add(self, path: str, message: str) -> None:
-        if len(self.fields) < self._limit:
-            self.fields.setdefault(path, message)
-
-    def check(self, path: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a check raising :class:`FieldInvalid`; record its sentence and return None on failure."""
-        try:
-            return fn(*args, **kwargs)
-        except FieldInvalid as exc:
-            self.add(path, str(exc))
-            return None
-
-    def raise_if_any(self) -> None:
-        """Raise if anything was recorded.
-
-        Raises:
-            ValidationError: With every recorded path and sentence.
-        """
-        if self.fields:
-            raise ValidationError(self.fields)
-
-    def obj(self, path: str, value: Any, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any] | None:
-        """A JSON object; unknown keys and missing required keys are errors at their own paths."""
-        if value is MISSING:
-            return None
-        if type(value) is not dict:
-            self.add(path, f"Must be a JSON object, not {_json_type(value)}.")
-            return None
-        known = {*required, *optional}
-        for key in value:
-            if key not in known:
-                self.add(_key_path(path, key), "Is not a known field.")
-        for key in sorted(required):
-            if key not in value:
-                self.add(_key_path(path, key), "Is required.")
-        return value
-
-    def array(self, path: str, value: Any, *, min_items: int, max_items: int, what: str) -> list[Any] | None:
-        """A JSON array; beyond ``max_items`` only the first ``max_items`` are returned for checking."""
-        if value is MISSING:
-            return None
-        if type(value) is not list:
-            self.add(path, f"Must be a JSON array, not {_json_type(value)}.")
-            return None
-        if len(value) < min_items:
-            self.add(path, f"Must hold at least {min_items} {what}.")
-        if len(value) > max_items:
-            self.add(path, f"Must hold at most {max_items} {what}.")
-        return value[:max_items]
-
-    def enum(self, path: str, value: Any, allowed: tuple[str, ...]) -> str | None:
-        """Exactly one of ``allowed`` (case-sensitive); a near miss gets a "did you mean"."""
-        if value is MISSING:
-            return None
-        if type(value) is str and value in allowed:
-            return value
-        message = f"Must be one of {', '.join(allowed)}."
-        if type(value) is str and len(value) < 40:
-            folded = "tlp:clear" if value.upper() in ("WHITE", "TLP:WHITE") else value.casefold()
-            guess = next((a for a in allowed if a.casefold() in (folded, "tlp:" + folded)), None)
-            if guess is not None:
-                message += f' Did you mean "{guess}"?'
-        self.add(path, message)
-        return None
-
-    def text(self, path: str, value: Any, **rules: Any) -> str | None:
-        """Officer text, checked and normalised by :func:`clean_text` with ``rules``."""
-        return None if value is MISSING else self.check(path, clean_text, value, **rules)
-
-    def short_name(self, path: str, value: Any) -> str | None:
-        """A tier name (docs/PROTOCOL.md 1.4)."""
-        if value is MISSING:
-            return None
-        if type(value) is not str or not fields.NAME_RE.fullmatch(value):
-            self.add(path, "Must be a short name: a lower-case letter, then up to 31 lower-case letters, digits, '_' or '-'.")
-            return None
-        return value
-
-
-def _key_path(parent: str, key: str) -> str:
-    if _PLAIN_KEY.fullmatch(key):
-        return key if parent == "$" else f"{parent}.{key}"
-    return f"{parent}[{json.dumps(key if len(key) <= 40 else key[:40] + '...')}]"
-
-
-def _json_type(value: Any) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 # -- section plaintext ------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import HopConfig, parse_config, read_toml
-from node import cap
-from node.cap import FieldInvalid
+from node.field_rules import FieldInvalid, parse_duration_ms
 from protocol.errors import ConfigError
 
 DEFAULT_NODE_POLICY: dict[str, Any] = {
@@ -60,7 +59,7 @@ def _duration(table: dict[str, Any], key: str, default_ms: int, *, max_ms: int) 
     if key not in table:
         return default_ms
     try:
-        return cap.parse_duration_ms(table[key], min_ms=1000, max_ms=max_ms)
+        return parse_duration_ms(table[key], min_ms=1000, max_ms=max_ms)
     except FieldInvalid as exc:
         raise ConfigError(f"node.{key}: {exc}") from None
 

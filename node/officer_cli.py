@@ -32,6 +32,11 @@ that is not held back for escalation had the alert (timeout, or a hop rejected
 or expired it). Command cores are async (:func:`run`) so tests can drive them
 against servers on their own event loop; the clock and the output streams are
 parameters of :func:`register`.
+
+This module holds the argparse wiring, the command cores and the output
+(:class:`Terminal`; the tables and views are in :mod:`node.officer_views`).
+What the cores send is built and sent by :mod:`node.officer_client`: the HTTP
+client and its errors, message-id prefixes and the ``send`` body.
 """
 
 from __future__ import annotations
@@ -48,24 +53,22 @@ from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 from urllib.parse import urlsplit
 
-import aiohttp
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 from gateway.clock import Clock, SystemClock
 from node import officer_views as views
+from node.officer_client import OfficerClient, OfficerError, UsageFailure, alert_body, pair_arg, resolve_message_id, tier_arg
 
 DEFAULT_URL = "http://127.0.0.1:7200"
 URL_ENV, TOKEN_ENV = "HELIOGRAPH_URL", "HELIOGRAPH_TOKEN"
 DEFAULT_WAIT_S = 120.0
 POLL_S = 1.0
-REQUEST_TIMEOUT_S = 30.0
 PIPE_WIDTH = 200
 """Console width when the output is not a terminal and $COLUMNS is unset."""
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_DELIVERED = 1, 2, 3
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,512}")
-_ID_RE, _PREFIX_RE = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{4,31}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HINTS = {
     "E_UNAUTHENTICATED": f"Check --token or ${TOKEN_ENV}; an operator issues API tokens with `heliograph node user token`.",
@@ -74,23 +77,9 @@ _HINTS = {
     "E_NOT_FOUND": "`heliograph inbox` and `heliograph status` list the message ids you can use.",
     "E_UNREACHABLE": f"Is the node running? Check --url or ${URL_ENV}.",
 }
-_CONTENT_FLAGS = ("headline", "summary", "details", "instructions", "priority", "tlp", "ttl", "category", "event", "urgency", "severity", "certainty")
-_MORE_FLAGS = ("tiers", "escalate", "ack_deadline", "kind", "refs")
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-class OfficerError(Exception):
-    """A failure to report as ``error [CODE]: message`` (exit 1): an API error answer, no answer, a bad file."""
-
-    def __init__(self, code: str, message: str, *, fields: dict[str, str] | None = None, hint: str = "") -> None:
-        super().__init__(message)
-        self.code, self.message, self.fields, self.hint = code, message, dict(fields or {}), hint
-
-
-class UsageFailure(Exception):
-    """The command line is wrong in a way argparse cannot see (exit 2)."""
 
 
 class Terminal:
@@ -112,66 +101,6 @@ class Terminal:
 
     def line(self, text: str, *, stderr: bool = False) -> None:
         print(_UNPRINTABLE.sub("?", text), file=self.err if stderr else self.out, flush=True)
-
-
-class OfficerClient:
-    """One node's officer API with a bearer token; every failure becomes an :class:`OfficerError`."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> OfficerClient:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def download(self, path: str) -> bytes:
-        """GET a binary resource (an evidence bundle).
-
-        Raises:
-            OfficerError: As :meth:`call`.
-        """
-        assert self._session is not None, "use the client as an async context manager"
-        try:
-            async with self._session.get(self.url + path, headers=self._headers) as resp:
-                if resp.status == 200 and resp.content_type == "application/octet-stream":
-                    return await resp.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise OfficerError("E_UNREACHABLE", f"cannot reach the node at {self.url}: {type(exc).__name__} {exc}".rstrip()) from None
-        await self.call("GET", path)  # re-asks for the JSON error, which call() turns into an OfficerError
-        raise OfficerError("E_MALFORMED", f"GET {path} did not answer with a bundle")
-
-    async def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """Send one request and return the decoded JSON object of a 2xx answer.
-
-        Raises:
-            OfficerError: The API's error (its code, sentence and field errors),
-                ``E_UNREACHABLE`` without an answer, ``E_MALFORMED`` for an answer
-                that is not a Heliograph JSON body.
-        """
-        assert self._session is not None, "use the client as an async context manager"
-        try:
-            async with self._session.request(method, self.url + path, json=body, headers=self._headers) as resp:
-                status, content_type, raw = resp.status, resp.content_type, await resp.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise OfficerError("E_UNREACHABLE", f"cannot reach the node at {self.url}: {type(exc).__name__} {exc}".rstrip()) from None
-        try:
-            doc = json.loads(raw) if content_type == "application/json" else None
-        except ValueError:
-            doc = None
-        if 200 <= status < 300 and isinstance(doc, dict):
-            return doc
-        error = doc.get("error") if isinstance(doc, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("code"), str):
-            raw_fields = error.get("fields")
-            fields = {str(k): str(v) for k, v in raw_fields.items()} if isinstance(raw_fields, dict) else {}
-            raise OfficerError(error["code"], str(error.get("message", "")), fields=fields)
-        raise OfficerError("E_MALFORMED", f"{method} {path} answered HTTP {status} without a Heliograph JSON body; is {self.url} a node's officer API?")
 
 
 def _client(args: argparse.Namespace, term: Terminal) -> OfficerClient:
@@ -223,102 +152,7 @@ def handle(args: argparse.Namespace) -> int:
         return 130
 
 
-async def _resolve(client: OfficerClient, given: str, listing: str, key: str) -> str:
-    """A full message id from an id or a unique prefix of one listed at ``listing``."""
-    given = given.lower()
-    if _ID_RE.fullmatch(given):
-        return given
-    if not _PREFIX_RE.fullmatch(given):
-        raise UsageFailure(f"{given!r} is not a message id: 32 hex digits, or a unique prefix of at least 4")
-    matches = [i["message_id"] for i in (await client.call("GET", listing))[key] if i["message_id"].startswith(given)]
-    if not matches:
-        raise OfficerError("E_NOT_FOUND", f"no message id here starts with {given}")
-    if len(matches) > 1:
-        raise UsageFailure(f"{given} is the start of {len(matches)} message ids; give more digits")
-    return str(matches[0])
-
-
 # -- send -------------------------------------------------------------------------------------
-
-
-def _duration(text: str) -> str | int:
-    return int(text) if text.isascii() and text.isdigit() else text
-
-
-def _tier_arg(text: str) -> dict[str, Any]:
-    parts = text.split(":")
-    if len(parts) != 3 or not parts[0] or not parts[1].strip(","):
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:member1,member2:section1,section2 (the sections may be empty: headline only)")
-    return {"name": parts[0], "recipients": [m for m in parts[1].split(",") if m], "sections": [s for s in parts[2].split(",") if s]}
-
-
-def _pair_arg(count: int, form: str) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        parts = text.split(":", count - 1)  # the last part may be an RFC 3339 time with colons
-        if len(parts) != count or not all(parts):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {form}")
-        return parts
-
-    return parse
-
-
-def _load_json(name: str, stdin: TextIO) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
-        return dict(pairs)
-
-    def no_constants(word: str) -> Any:
-        raise ValueError(f"{word} is not JSON")
-
-    try:
-        text = stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OfficerError("E_BAD_REQUEST", f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-    except ValueError as exc:
-        raise OfficerError("E_MALFORMED", f"{name} is not valid JSON: {exc}") from None
-
-
-def alert_body(args: argparse.Namespace) -> Any:
-    """The ``POST /v1/alerts`` body from ``--file`` or from the convenience flags; unset flags are left out.
-
-    Raises:
-        UsageFailure: ``--file`` with content flags, neither, or ``--escalate`` /
-            ``--ack-deadline`` naming a tier no ``--tier`` defines (or twice).
-        OfficerError: The file cannot be read or is not strict JSON.
-    """
-    given = [f for f in (*_CONTENT_FLAGS, *_MORE_FLAGS) if getattr(args, f) not in (None, [])]
-    if args.file is not None:
-        if given:
-            flag = {"tiers": "tier", "refs": "ref"}.get(given[0], given[0]).replace("_", "-")
-            raise UsageFailure(f"--file holds the whole alert; it cannot be combined with --{flag}")
-        return _load_json(args.file, args.stdin or sys.stdin)
-    if not given:
-        raise UsageFailure("give the alert with --file ALERT.json, or with --headline, --summary, --tier and the other flags")
-    scalars = ("kind", "priority", "tlp", "category", "event", "urgency", "severity", "certainty")
-    body: dict[str, Any] = {k: getattr(args, k) for k in scalars if getattr(args, k)}
-    if args.ttl is not None:
-        body["expires"] = args.ttl if "T" in args.ttl else {"ttl_seconds": int(args.ttl)} if args.ttl.isdigit() else {"ttl": args.ttl}
-    sections = {k: getattr(args, k) for k in ("headline", "summary", "details", "instructions") if getattr(args, k) is not None}
-    if sections:
-        body["sections"] = sections
-    tier_list = [dict(t) for t in args.tiers]
-    tiers: dict[str, dict[str, Any]] = {}
-    for t in tier_list:
-        tiers.setdefault(t["name"], t)  # a repeated name is the server's to report, at its path
-    for flag, key, pairs in (("--escalate", "escalate_if_unacked", args.escalate), ("--ack-deadline", "ack_deadline", args.ack_deadline)):
-        for name, *rest in pairs:
-            if name not in tiers or key in tiers[name]:
-                raise UsageFailure(f"{flag} {name}:...: " + ("no --tier is named so" if name not in tiers else "given twice for this tier"))
-            tiers[name][key] = {"tier": rest[0], "after": _duration(rest[1])} if len(rest) == 2 else _duration(rest[0])
-    if tier_list:
-        body["tiers"] = tier_list
-    if args.refs:
-        body["references"] = args.refs
-    return body
 
 
 async def _wait(args: argparse.Namespace, term: Terminal, client: OfficerClient, message_id: str, timeout_s: float) -> tuple[dict[str, Any], bool]:
@@ -382,7 +216,7 @@ async def _inbox(args: argparse.Namespace, term: Terminal, client: OfficerClient
 
 
 async def _inbox_show(args: argparse.Namespace, term: Terminal, client: OfficerClient) -> int:
-    message_id = await _resolve(client, args.id, "/v1/inbox", "inbox")
+    message_id = await resolve_message_id(client, args.id, "/v1/inbox", "inbox")
     item = await client.call("GET", f"/v1/inbox/{message_id}")
     if args.json:
         term.json(item)
@@ -392,7 +226,7 @@ async def _inbox_show(args: argparse.Namespace, term: Terminal, client: OfficerC
 
 
 async def _ack(args: argparse.Namespace, term: Terminal, client: OfficerClient) -> int:
-    message_id = await _resolve(client, args.id, "/v1/inbox", "inbox")
+    message_id = await resolve_message_id(client, args.id, "/v1/inbox", "inbox")
     disposition = "accepted" if args.accept else "received" if args.received else "rejected"
     body = {"disposition": disposition} | ({"reason": args.reject} if args.reject is not None else {})
     answer = await client.call("POST", f"/v1/inbox/{message_id}/ack", body | ({"comment": args.comment} if args.comment is not None else {}))
@@ -416,7 +250,7 @@ async def _status(args: argparse.Namespace, term: Terminal, client: OfficerClien
         else:
             term.line("no alerts sent yet")
         return 0
-    message_id = await _resolve(client, args.id, "/v1/alerts", "alerts")
+    message_id = await resolve_message_id(client, args.id, "/v1/alerts", "alerts")
     if args.export is not None:
         bundle = await client.download(f"/v1/alerts/{message_id}/evidence")
         Path(args.export).write_bytes(bundle)
@@ -489,17 +323,17 @@ def register(
     send.add_argument("--ttl", help="time to live (90s, 15m, 6h, 1d or seconds) or an RFC 3339 expiry time")
     for flag in ("category", "event", "urgency", "severity", "certainty"):
         send.add_argument(f"--{flag}", help=f"CAP {flag}")
-    send.add_argument("--tier", dest="tiers", action="append", type=_tier_arg, default=[], metavar="NAME:MEMBERS:SECTIONS", help="repeat per tier")
+    send.add_argument("--tier", dest="tiers", action="append", type=tier_arg, default=[], metavar="NAME:MEMBERS:SECTIONS", help="repeat per tier")
     send.add_argument(
         "--escalate",
         action="append",
         default=[],
-        type=_pair_arg(3, "WATCH:TARGET:AFTER"),
+        type=pair_arg(3, "WATCH:TARGET:AFTER"),
         metavar="WATCH:TARGET:AFTER",
         help="hold TARGET back; send it if WATCH has no accepted ack after AFTER",
     )
     send.add_argument(
-        "--ack-deadline", action="append", default=[], type=_pair_arg(2, "TIER:DURATION"), metavar="TIER:DURATION|TIME", help="when TIER's acks are due"
+        "--ack-deadline", action="append", default=[], type=pair_arg(2, "TIER:DURATION"), metavar="TIER:DURATION|TIME", help="when TIER's acks are due"
     )
     send.add_argument("--kind", choices=("alert", "update", "cancel"), help="default alert; update and cancel need --ref")
     send.add_argument("--ref", dest="refs", action="append", default=[], metavar="ID", help="an earlier alert this one updates or cancels")
