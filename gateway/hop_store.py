@@ -135,6 +135,13 @@ class HopReader:
         rows = await self._db.execute_fetchall("SELECT receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
         return bytes(rows[0][0]) if rows else None
 
+    async def accepted(self, origin: str, message_id: bytes) -> tuple[bytes, bytes] | None:
+        """(header digest, our ``accepted`` receipt) of a message this hop accepted or sent."""
+        rows = list(
+            await self._db.execute_fetchall("SELECT header_digest, receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
+        )
+        return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else None
+
     async def signed_header(self, origin: str, message_id: bytes) -> tuple[bytes, bytes] | None:
         """(header bytes, origin signature) of an accepted message; kept after the ciphertext is purged."""
         rows = await self._db.execute_fetchall("SELECT header, header_sig, envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))

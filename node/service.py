@@ -287,12 +287,10 @@ class Node:
 
     async def _accepted(self, origin: str, message_id: bytes) -> tuple[bytes, bytes | None]:
         """The header digest of a message we accepted, and the digest of our ``accepted`` receipt for it."""
-        rows = await self.hop.ctx.reader._db.execute_fetchall(
-            "SELECT header_digest, receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id)
-        )
-        if not rows:
+        found = await self.hop.ctx.reader.accepted(origin, message_id)
+        if found is None:
             raise NotFoundError("no accepted message with that id")
-        return bytes(rows[0][0]), hashlib.sha256(bytes(rows[0][1])).digest()
+        return found[0], hashlib.sha256(found[1]).digest()
 
     # -- arriving traffic -----------------------------------------------------------------
 
@@ -447,15 +445,11 @@ class Node:
 
     async def sunset(self, now: int) -> None:
         cutoff = now - self.config.retention_ms
-        rows = await self.reader._db.execute_fetchall(
-            "SELECT (SELECT count(*) FROM alerts WHERE purged = 0 AND expires <= ?) + (SELECT count(*) FROM inbox WHERE purged = 0 AND expires <= ?)",
-            (cutoff, cutoff),
-        )
-        if not rows[0][0]:
+        if not await self.reader.sunset_due(cutoff):
             return
         await self.hop.ctx.log.submit(None, lambda _i, _d: [(SUNSET_ALERTS, (cutoff,)), (SUNSET_INBOX, (cutoff,)), (SUNSET_ACKS, ())])
         # Old page images of the purged rows may still sit in the WAL; fold it into the file and truncate it.
-        await self.reader._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self.reader.truncate_wal()
         log.info("sunset_purged", cutoff=cutoff)
         self.events.publish("purged", {"cutoff": cutoff})
 

@@ -274,6 +274,18 @@ class NodeReader:
         )
         return bool(rows)
 
+    async def sunset_due(self, cutoff: int) -> int:
+        """How many sent alerts and inbox items still hold content although they expired before ``cutoff``."""
+        rows = await self._rows(
+            "SELECT (SELECT count(*) FROM alerts WHERE purged = 0 AND expires <= ?) + (SELECT count(*) FROM inbox WHERE purged = 0 AND expires <= ?)",
+            (cutoff, cutoff),
+        )
+        return int(rows[0][0])
+
+    async def truncate_wal(self) -> None:
+        """Fold the WAL into the database file and truncate it, so old page images of purged rows leave the disk."""
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def actions(self, *, limit: int = 200) -> list[dict[str, Any]]:
         rows = await self._rows("SELECT log_index, at, officer, role, action, target FROM officer_actions ORDER BY log_index DESC LIMIT ?", (limit,))
         return [{"log_index": r[0], "at": r[1], "officer": r[2], "role": r[3], "action": r[4], "target": r[5]} for r in rows]
