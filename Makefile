@@ -21,7 +21,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check protocol
-	$(BIN)/mypy --strict protocol
+	$(BIN)/mypy --strict protocol gateway node
 
 bench: $(STAMP)
 	$(BIN)/python bench/protocol_bench.py

@@ -60,9 +60,9 @@ def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any
         value = float(value)
     if type(value) is not kind:
         raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
-    if kind is float and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{section}.{key}: must be a finite number")
-    if kind in (int, float) and value < 0:
+    if isinstance(value, (int, float)) and value < 0:
         raise ConfigError(f"{section}.{key}: must not be negative")
     return value
 

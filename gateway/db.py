@@ -66,7 +66,7 @@ async def migrate(conn: aiosqlite.Connection, component: str, migrations: Sequen
         StorageError: A migration fails, or the database is newer than this code.
     """
     await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-    rows = await conn.execute_fetchall("SELECT version FROM schema_migrations WHERE component = ?", (component,))
+    rows = list(await conn.execute_fetchall("SELECT version FROM schema_migrations WHERE component = ?", (component,)))
     current = rows[0][0] if rows else 0
     if current > len(migrations):
         raise StorageError(f"database {component} schema v{current} is newer than this software (v{len(migrations)})", hint="Upgrade Heliograph.")
@@ -96,4 +96,5 @@ async def run_sync(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection]
     every public method; pyproject pins aiosqlite below the next major version
     and tests/gateway/test_db.py checks the primitive is still there.
     """
-    return await conn._execute(lambda: fn(conn._conn))
+    result: T = await conn._execute(lambda: fn(conn._conn))  # type: ignore[no-untyped-call]
+    return result

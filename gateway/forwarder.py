@@ -42,7 +42,7 @@ from gateway.hop_store import (
     OutboxRow,
     RowState,
 )
-from gateway.log_store import Statement
+from gateway.log_store import Statement, fixed
 from protocol.batch import MAX_BATCH_ITEMS, BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
 from protocol.errors import HeliographError
 from protocol.keys import Rng
@@ -148,8 +148,7 @@ class Forwarder:
                 await self.dispatch(now)
             except Exception:  # keep the loop alive; the next round retries
                 log.exception("sweep_failed")
-            if self._stopping:
-                break
+            # stop() sets the wake event too, so this returns at once when stopping.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.sweep_interval_s)
 
@@ -377,7 +376,7 @@ class Forwarder:
         ctx = self.ctx
         for row in await ctx.reader.expired_rows(now):
             if row.kind != KIND_ENVELOPE:
-                await ctx.log.submit(None, lambda _i, _d, r=row: [(FINISH_ROW, (RowState.EXPIRED.value, "expired", r.id))])
+                await ctx.log.submit(None, fixed([(FINISH_ROW, (RowState.EXPIRED.value, "expired", row.id))]))
                 continue
             build = sign_receipt(ctx, message_id=row.message_id, header_digest=row.header_digest, event="expired", peer=row.destination, prev=row.prev)
 

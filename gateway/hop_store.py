@@ -132,19 +132,19 @@ class HopReader:
 
     async def accepted_receipt(self, origin: str, message_id: bytes) -> bytes | None:
         """The receipt this hop gave when it accepted (origin, message_id), if it did."""
-        rows = await self._db.execute_fetchall("SELECT receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
+        rows = list(await self._db.execute_fetchall("SELECT receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id)))
         return bytes(rows[0][0]) if rows else None
 
     async def accepted(self, origin: str, message_id: bytes) -> tuple[bytes, bytes] | None:
         """(header digest, our ``accepted`` receipt) of a message this hop accepted or sent."""
-        rows = list(
-            await self._db.execute_fetchall("SELECT header_digest, receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
-        )
+        rows = list(await self._db.execute_fetchall("SELECT header_digest, receipt FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id)))
         return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def signed_header(self, origin: str, message_id: bytes) -> tuple[bytes, bytes] | None:
         """(header bytes, origin signature) of an accepted message; kept after the ciphertext is purged."""
-        rows = await self._db.execute_fetchall("SELECT header, header_sig, envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
+        rows = list(
+            await self._db.execute_fetchall("SELECT header, header_sig, envelope FROM messages WHERE origin = ? AND message_id = ?", (origin, message_id))
+        )
         if not rows:
             return None
         header, sig, envelope = rows[0]
@@ -159,7 +159,7 @@ class HopReader:
 
     async def message(self, message_id: bytes) -> tuple[str, bytes | None, int] | None:
         """(origin, envelope or None if purged, expires) of an accepted message."""
-        rows = await self._db.execute_fetchall("SELECT origin, envelope, expires FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
+        rows = list(await self._db.execute_fetchall("SELECT origin, envelope, expires FROM messages WHERE message_id = ? LIMIT 1", (message_id,)))
         if not rows:
             return None
         origin, envelope, expires = rows[0]

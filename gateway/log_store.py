@@ -55,6 +55,11 @@ EffectBuilder = Callable[[int | None, bytes | None], Sequence[Statement]]
 MAX_ENTRIES_PER_CALL = 1000
 
 
+def fixed(statements: Sequence[Statement]) -> EffectBuilder:
+    """An effect builder for statements known in advance (a plain batched write)."""
+    return lambda _index, _leaf: statements
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     """Sequencer limits: a batch closes at ``batch_max`` leaves or ``batch_wait_s``."""
@@ -338,11 +343,15 @@ class LogStore:
 
     async def size(self) -> int:
         """The size of the latest committed tree."""
-        return int((await self._reader.execute_fetchall("SELECT size FROM log_head WHERE id = 1"))[0][0])
+        return int(await self._head("size"))
 
     async def checkpoint(self) -> str:
         """The latest signed checkpoint, as C2SP note text."""
-        return str((await self._reader.execute_fetchall("SELECT checkpoint FROM log_head WHERE id = 1"))[0][0])
+        return str(await self._head("checkpoint"))
+
+    async def _head(self, column: str) -> Any:
+        (row,) = await self._reader.execute_fetchall(f"SELECT {column} FROM log_head WHERE id = 1")  # noqa: S608 - our own column names
+        return row[0]
 
     async def checkpoints(self) -> list[tuple[int, str]]:
         """Every checkpoint this log has signed, oldest first."""

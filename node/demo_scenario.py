@@ -226,11 +226,11 @@ async def play(fed: Federation, narrator: Narrator, clock: Clock) -> None:
         bundle_path.write_bytes(await wait_for("oversight", "a witness-cosigned evidence bundle", bundle, 20, clock))
         from node.demo import cli
 
-        report = fed.state / f"evidence-{mid[:8]}.html"
-        argv = ("verify", "receipts", str(bundle_path), "--roster", str(fed.roster), "--html", str(report), "--require-delivery")
+        html = fed.state / f"evidence-{mid[:8]}.html"
+        argv = ("verify", "receipts", str(bundle_path), "--roster", str(fed.roster), "--html", str(html), "--require-delivery")
         table = await asyncio.to_thread(cli, *argv, "--witness", witness.log_vkey, "--require-k", "1", step="oversight")
         passes = sum(1 for line in table.splitlines() if "PASS" in line)
-        narrator.event(f"evidence {mid[:8]}... bundle (witness-cosigned) verified offline against the roster: {passes} PASS rows, report {report.name}")
+        narrator.event(f"evidence {mid[:8]}... bundle (witness-cosigned) verified offline against the roster: {passes} PASS rows, report {html.name}")
         for message in (mid, up, cancel):
             board = await int_org.call("oversight", "GET", f"/v1/alerts/{message}")
             if board["unverified_receipts"]:
