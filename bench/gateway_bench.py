@@ -599,16 +599,7 @@ class Workload:
 # =========================================================================== statistics
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    if len(s) == 1:
-        return s[0]
-    pos = q * (len(s) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+pct = _common.pct
 
 
 def lat_summary(ms: list[float]) -> dict[str, float | int]:

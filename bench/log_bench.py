@@ -161,14 +161,7 @@ RAW_NODES_DDL = "CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT
 # --------------------------------------------------------------------------- helpers
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0]
-    pos = q * (len(s) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+pct = _common.pct
 
 
 def rate_summary(rates: list[float], leaves: int, total_ns: int) -> dict[str, Any]:

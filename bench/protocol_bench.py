@@ -207,14 +207,7 @@ def run_rounds(benches: list[Bench], budget_s: float, min_rounds: int, max_round
     return rounds
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0]
-    pos = q * (len(s) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+pct = _common.pct
 
 
 def summary(samples_ns: list[float], overhead_ns: float) -> dict[str, float]:

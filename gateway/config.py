@@ -50,7 +50,12 @@ class HopConfig:
         return self.data_dir / "hop.db"
 
 
-def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+def config_value(table: dict[str, Any], section: str, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+    """``table[key]`` checked to be a ``kind`` (an int is taken for a float; numbers finite and not negative).
+
+    Raises:
+        ConfigError: Missing while ``required``, of another type, or out of range; names ``section.key``.
+    """
     if key not in table:
         if required:
             raise ConfigError(f"{section}.{key}: required")
@@ -115,50 +120,50 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
     hop = doc.get("hop")
     if hop is None:
         raise ConfigError("hop: required section")
-    member_id = _get(hop, "hop", "id", str, required=True)
+    member_id = config_value(hop, "hop", "id", str, required=True)
     try:
         fields.member_id("hop.id", member_id)
     except MalformedError as exc:
         raise ConfigError(exc.message) from None
-    listen = _get(hop, "hop", "listen", str, "127.0.0.1:7100")
+    listen = config_value(hop, "hop", "listen", str, "127.0.0.1:7100")
     host, _, port_text = listen.rpartition(":")
     if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"hop.listen: expected HOST:PORT, got {listen!r}")
 
     def path_of(key: str) -> Path:
-        p = Path(_get(hop, "hop", key, str, required=True))
+        p = Path(config_value(hop, "hop", key, str, required=True))
         return p if p.is_absolute() else base / p
 
     lim = doc.get("limits", {})
     q = doc.get("queue", {})
     lg = doc.get("log", {})
     for key in ("max_envelope_bytes", "max_recipients", "max_clock_skew_ms"):
-        _positive("limits", key, _get(lim, "limits", key, int, 1), low=1)
-    _positive("limits", "max_batch", _get(lim, "limits", "max_batch", int, 100), low=1, high=256)
-    _positive("limits", "max_request_bytes", _get(lim, "limits", "max_request_bytes", int, 16 << 20), low=1024)
-    _positive("queue", "sweep_interval_s", _get(q, "queue", "sweep_interval_s", float, 1.0), low=0.01, high=3600)
-    _positive("queue", "request_timeout_s", _get(q, "queue", "request_timeout_s", float, 10.0), low=0.1, high=600)
-    _positive("queue", "backoff_base_ms", _get(q, "queue", "backoff_base_ms", int, 2_000), low=1)
-    _positive("log", "batch_max", _get(lg, "log", "batch_max", int, 1000), low=1, high=100_000)
-    _positive("log", "batch_wait_s", _get(lg, "log", "batch_wait_s", float, 0.0), low=0.0, high=0.2)
+        _positive("limits", key, config_value(lim, "limits", key, int, 1), low=1)
+    _positive("limits", "max_batch", config_value(lim, "limits", "max_batch", int, 100), low=1, high=256)
+    _positive("limits", "max_request_bytes", config_value(lim, "limits", "max_request_bytes", int, 16 << 20), low=1024)
+    _positive("queue", "sweep_interval_s", config_value(q, "queue", "sweep_interval_s", float, 1.0), low=0.01, high=3600)
+    _positive("queue", "request_timeout_s", config_value(q, "queue", "request_timeout_s", float, 10.0), low=0.1, high=600)
+    _positive("queue", "backoff_base_ms", config_value(q, "queue", "backoff_base_ms", int, 2_000), low=1)
+    _positive("log", "batch_max", config_value(lg, "log", "batch_max", int, 1000), low=1, high=100_000)
+    _positive("log", "batch_wait_s", config_value(lg, "log", "batch_wait_s", float, 0.0), low=0.0, high=0.2)
     try:
         limits = Limits(
-            max_envelope_bytes=_get(lim, "limits", "max_envelope_bytes", int, 1 << 20),
-            max_recipients=_get(lim, "limits", "max_recipients", int, 512),
-            max_clock_skew_ms=_get(lim, "limits", "max_clock_skew_ms", int, 300_000),
+            max_envelope_bytes=config_value(lim, "limits", "max_envelope_bytes", int, 1 << 20),
+            max_recipients=config_value(lim, "limits", "max_recipients", int, 512),
+            max_clock_skew_ms=config_value(lim, "limits", "max_clock_skew_ms", int, 300_000),
         )
         queue = ForwarderConfig(
-            batch_max=_get(q, "queue", "batch_max", int, 50),
-            receipt_batch_max=_get(q, "queue", "receipt_batch_max", int, 256),
-            sweep_interval_s=_get(q, "queue", "sweep_interval_s", float, 1.0),
-            backoff_base_ms=_get(q, "queue", "backoff_base_ms", int, 2_000),
-            backoff_cap_ms=_get(q, "queue", "backoff_cap_ms", int, 180_000),
-            request_timeout_s=_get(q, "queue", "request_timeout_s", float, 10.0),
+            batch_max=config_value(q, "queue", "batch_max", int, 50),
+            receipt_batch_max=config_value(q, "queue", "receipt_batch_max", int, 256),
+            sweep_interval_s=config_value(q, "queue", "sweep_interval_s", float, 1.0),
+            backoff_base_ms=config_value(q, "queue", "backoff_base_ms", int, 2_000),
+            backoff_cap_ms=config_value(q, "queue", "backoff_cap_ms", int, 180_000),
+            request_timeout_s=config_value(q, "queue", "request_timeout_s", float, 10.0),
         )
         log = LogConfig(
-            batch_max=_get(lg, "log", "batch_max", int, 1000),
-            batch_wait_s=_get(lg, "log", "batch_wait_s", float, 0.0),
-            synchronous=_get(lg, "log", "synchronous", str, "FULL"),
+            batch_max=config_value(lg, "log", "batch_max", int, 1000),
+            batch_wait_s=config_value(lg, "log", "batch_wait_s", float, 0.0),
+            synchronous=config_value(lg, "log", "synchronous", str, "FULL"),
         )
     except ConfigError:
         raise
@@ -186,8 +191,8 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         roster_path=path_of("roster"),
         key_file=path_of("key_file"),
         limits=limits,
-        max_batch=_get(lim, "limits", "max_batch", int, 100),
-        max_request_bytes=_get(lim, "limits", "max_request_bytes", int, 16 << 20),
+        max_batch=config_value(lim, "limits", "max_batch", int, 100),
+        max_request_bytes=config_value(lim, "limits", "max_request_bytes", int, 16 << 20),
         queue=queue,
         log=log,
         policy=doc["policy"],

@@ -38,11 +38,12 @@ from gateway.hop_store import (
     KIND_ENVELOPE,
     MARK_DELAYED,
     PURGE_MESSAGE,
+    RETRY_NOW,
     RETRY_ROW,
     OutboxRow,
     RowState,
 )
-from gateway.log_store import Statement, fixed
+from gateway.log_store import Statement
 from protocol.batch import MAX_BATCH_ITEMS, BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
 from protocol.errors import HeliographError
 from protocol.keys import Rng
@@ -129,9 +130,7 @@ class Forwarder:
         """An authenticated request from ``peer``: if it was failing, retry it now."""
         if self._failures.get(peer):
             self._failures[peer] = 0
-            await self.ctx.log.submit(
-                None, lambda _i, _d: [(DEST_RESET, (peer,)), ("UPDATE outbox SET next_attempt_at = 0 WHERE destination = ? AND state = 'queued'", (peer,))]
-            )
+            await self.ctx.log.write([(DEST_RESET, (peer,)), (RETRY_NOW, (peer,))])
             log.info("peer_back", destination=peer)
             self.wake()
 
@@ -264,7 +263,7 @@ class Forwarder:
         now = self.ctx.clock.now_ms()
         await asyncio.gather(*outcomes)
         self._failures[dest] = 0
-        await self.ctx.log.submit(None, lambda _i, _d: [(DEST_SUCCESS, (dest, now, now))])
+        await self.ctx.log.write([(DEST_SUCCESS, (dest, now, now))])
 
     async def _outcome(self, dest: str, row: OutboxRow, raw: bytes) -> None:
         ctx = self.ctx
@@ -313,7 +312,7 @@ class Forwarder:
             raise SendFailure(f"malformed answer: {exc.code}") from None
         now = self.ctx.clock.now_ms()
         self._failures[dest] = 0
-        await self.ctx.log.submit(None, lambda _i, _d: [(FINISH_ROW, (RowState.DONE.value, None, r.id)) for r in rows] + [(DEST_SUCCESS, (dest, now, now))])
+        await self.ctx.log.write([(FINISH_ROW, (RowState.DONE.value, None, r.id)) for r in rows] + [(DEST_SUCCESS, (dest, now, now))])
 
     async def _poison(self, dest: str, row: OutboxRow, code: str) -> None:
         """A single copy the peer refuses at the request level (e.g. too big for it): reject it, do not retry forever."""
@@ -321,7 +320,7 @@ class Forwarder:
         ctx.metrics.rejected.labels(code=code).inc()
         log.warning("copy_refused_by_peer", message_id=row.message_id.hex(), origin=row.origin, destination=dest, code=code)
         if row.kind != KIND_ENVELOPE:
-            await ctx.log.submit(None, lambda _i, _d: [(FINISH_ROW, (RowState.REJECTED.value, code, row.id))])
+            await ctx.log.write([(FINISH_ROW, (RowState.REJECTED.value, code, row.id))])
             return
         build = sign_receipt(ctx, message_id=row.message_id, header_digest=row.header_digest, event="rejected", peer=dest, prev=row.prev, reason=code)
         await ctx.log.submit(
@@ -348,7 +347,7 @@ class Forwarder:
         statements: list[Statement] = [(DEST_FAILURE, (dest, until, error[:500], now, now))]
         for row in rows:
             statements.append((RETRY_ROW, (until, int(row.delayed_sent), error[:500], row.id)))
-        await ctx.log.submit(None, lambda _i, _d: statements)
+        await ctx.log.write(statements)
         first = [r for r in rows if r.kind == KIND_ENVELOPE and not r.delayed_sent]
         await asyncio.gather(*(self._delayed(dest, row) for row in first))
 
@@ -376,7 +375,7 @@ class Forwarder:
         ctx = self.ctx
         for row in await ctx.reader.expired_rows(now):
             if row.kind != KIND_ENVELOPE:
-                await ctx.log.submit(None, fixed([(FINISH_ROW, (RowState.EXPIRED.value, "expired", row.id))]))
+                await ctx.log.write([(FINISH_ROW, (RowState.EXPIRED.value, "expired", row.id))])
                 continue
             build = sign_receipt(ctx, message_id=row.message_id, header_digest=row.header_digest, event="expired", peer=row.destination, prev=row.prev)
 
@@ -390,7 +389,7 @@ class Forwarder:
             ctx.metrics.expired.inc()
             log.info("copy_expired", message_id=row.message_id.hex(), origin=row.origin, destination=row.destination)
         purge = await ctx.reader.purgeable(now)
-        await ctx.log.submit(None, lambda _i, _d: [*((PURGE_MESSAGE, p) for p in purge), (DELETE_FINISHED, (now,))])
+        await ctx.log.write([*((PURGE_MESSAGE, p) for p in purge), (DELETE_FINISHED, (now,))])
 
 
 def _error_code(body: bytes) -> str | None:

@@ -296,7 +296,7 @@ async def accept_receipts(ctx: HopContext, peer: str, body: bytes) -> bytes:
         stored += 1
     ctx.metrics.receipts_in.inc(stored)
     if statements:
-        await ctx.log.submit(None, lambda _i, _d: statements)
+        await ctx.log.write(statements)
         ctx.on_queued()
         ctx.on_receipts([params[2] for sql, params in statements if sql == INSERT_RECEIPT])
     return ReceiptAck(stored=stored).to_bytes()

@@ -334,6 +334,7 @@ DEST_FAILURE = (
     " ON CONFLICT (destination) DO UPDATE SET failures = failures + 1, backoff_until = excluded.backoff_until,"
     " last_error = excluded.last_error, last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at"
 )
+RETRY_NOW = "UPDATE outbox SET next_attempt_at = 0 WHERE destination = ? AND state = 'queued'"
 DEST_RESET = "UPDATE destinations SET failures = 0, backoff_until = 0 WHERE destination = ? AND failures > 0"
 DELETE_FINISHED = "DELETE FROM outbox WHERE state <> 'queued' AND expires <= ?"
 """Finished copies are kept until their message expires (for ``/v1/destinations`` forensics), then dropped;

@@ -201,6 +201,14 @@ class LogStore:
         assert index is not None and data is not None
         return index, data
 
+    async def write(self, statements: Sequence[Statement]) -> None:
+        """Run ``statements`` (our own SQL on the hop's other tables) in the next batch transaction, without a leaf.
+
+        Raises:
+            StorageError: The log is closed or the batch could not be committed.
+        """
+        await self.submit(None, fixed(statements))
+
     async def submit(self, build: LeafBuilder | None, effects: EffectBuilder | None = None) -> tuple[int | None, bytes | None]:
         """Run one unit of work in the sequencer's next batch transaction.
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import nacl.utils
 import structlog
@@ -31,20 +34,51 @@ async def serve(config_path: Path, *, ready_file: Path | None = None) -> None:
 
 
 async def run_until_signal(app: web.Application, config: HopConfig, *, ready_file: Path | None = None) -> None:
-    """Serve ``app`` on the hop's listen address until SIGTERM or SIGINT, then shut down cleanly."""
+    """Serve a hop's ``app`` on its listen address until SIGTERM or SIGINT, then shut down cleanly."""
+
+    def started() -> None:
+        log.info("hop_started", member=config.member_id, listen=f"{config.host}:{config.port}", data_dir=str(config.data_dir))
+
+    await serve_until_signal(app, config.host, config.port, ready_file=ready_file, on_listening=started)
+    log.info("hop_stopped", member=config.member_id)
+
+
+async def serve_until_signal(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    ready_file: Path | None = None,
+    on_listening: Callable[[], None] = lambda: None,
+    alongside: Coroutine[Any, Any, None] | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then stop listening and clean up.
+
+    ``ready_file`` gets ``HOST:PORT`` once the socket listens (for supervisors and
+    tests). ``alongside`` runs as a task next to the server (a witness's poll loop);
+    if it ends first the server stops too and what ended it is re-raised.
+    Cleanup lets in-flight requests finish their commits, then runs the app's
+    cleanup hooks (a hop stops its forwarder and drains its log).
+    """
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=30.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    log.info("hop_started", member=config.member_id, listen=f"{config.host}:{config.port}", data_dir=str(config.data_dir))
+    await web.TCPSite(runner, host, port).start()
+    on_listening()
     if ready_file is not None:
-        ready_file.write_text(f"{config.host}:{config.port}\n", encoding="utf-8")
+        ready_file.write_text(f"{host}:{port}\n", encoding="utf-8")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("hop_stopping", member=config.member_id)
-    # Stop listening, let in-flight requests finish their commits, then stop the forwarder and drain the log.
-    await runner.cleanup()
-    log.info("hop_stopped", member=config.member_id)
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
+    if alongside is not None:
+        tasks.append(asyncio.create_task(alongside))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping", listen=f"{host}:{port}")
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # re-raises what ended the ``alongside`` task, if it failed
+        await runner.cleanup()

@@ -34,9 +34,6 @@ and re-exports the names callers import from ``gateway.witness``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -45,6 +42,7 @@ from aiohttp import web
 
 from gateway.clock import Clock
 from gateway.http import error_middleware
+from gateway.service import serve_until_signal
 from gateway.witness_checks import Verdict, judge
 from gateway.witness_config import load_witness_config
 from gateway.witness_monitor import Witness, WitnessAlarmError
@@ -166,24 +164,12 @@ async def serve_witness(config_path: Path, *, clock: Clock, once: bool = False, 
         if once:
             await witness.poll_once()
             return 1 if witness.in_alarm() else 0
-        runner = web.AppRunner(create_witness_app(witness), handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, config.host, config.port).start()
-        log.info("witness_started", witness=config.name, listen=f"{config.host}:{config.port}", logs=len(witness.targets))
-        if ready_file is not None:
-            ready_file.write_text(f"{config.host}:{config.port}\n", encoding="utf-8")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        poller = asyncio.create_task(witness.run())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({poller, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (poller, stopped):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task  # re-raises what ended the poll loop (e.g. a state file it could not write)
-        await runner.cleanup()
+        def started() -> None:
+            log.info("witness_started", witness=config.name, listen=f"{config.host}:{config.port}", logs=len(witness.targets))
+
+        await serve_until_signal(
+            create_witness_app(witness), config.host, config.port, ready_file=ready_file, on_listening=started, alongside=witness.run()
+        )
         log.info("witness_stopped", witness=config.name)
         return 0
     finally:

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from gateway.config import read_toml
+from gateway.config import config_value, read_toml
 from protocol.checkpoint import SIG_COSIGNATURE_V1, note_key_hash
 from protocol.errors import ConfigError, MalformedError
 from protocol.keys import log_origin, parse_vkey
@@ -71,19 +71,6 @@ _WITNESS_KEYS = {"name", "key_file", "state_dir", "listen", "poll_interval_s", "
 _LOG_KEYS = {"origin", "vkey", "url"}
 
 
-def _get(table: dict[str, Any], where: str, key: str, kind: type, default: Any = None) -> Any:
-    if key not in table:
-        if default is None:
-            raise ConfigError(f"{where}.{key}: required")
-        return default
-    value = table[key]
-    if kind is float and type(value) is int:
-        value = float(value)
-    if type(value) is not kind:
-        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
 def _range(where: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise ConfigError(f"{where}: expected {low:g}..{high:g}, got {value!r}")
@@ -113,30 +100,30 @@ def parse_witness_config(doc: dict[str, Any], *, base: Path) -> WitnessConfig:
     unknown = set(w) - _WITNESS_KEYS
     if unknown:
         raise ConfigError(f"witness.{sorted(unknown)[0]}: unknown key (expected one of {', '.join(sorted(_WITNESS_KEYS))})")
-    name = _get(w, "witness", "name", str)
+    name = config_value(w, "witness", "name", str, required=True)
     try:
         note_key_hash(name, SIG_COSIGNATURE_V1, bytes(32))
     except MalformedError:
         raise ConfigError(f"witness.name: {name!r} is not a valid note key name (no spaces, no '+')") from None
 
     def path_of(key: str, default: str | None = None) -> Path:
-        p = Path(_get(w, "witness", key, str, default))
+        p = Path(config_value(w, "witness", key, str, default, required=default is None))
         return p if p.is_absolute() else base / p
 
-    listen = _get(w, "witness", "listen", str, "127.0.0.1:7300")
+    listen = config_value(w, "witness", "listen", str, "127.0.0.1:7300")
     host, _, port_text = listen.rpartition(":")
     if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or int(port_text) > 65535:
         raise ConfigError(f"witness.listen: expected HOST:PORT, got {listen!r}")
-    poll = _get(w, "witness", "poll_interval_s", float, 60.0)
+    poll = config_value(w, "witness", "poll_interval_s", float, 60.0)
     _range("witness.poll_interval_s", poll, 1.0, 86_400.0)
-    timeout = _get(w, "witness", "request_timeout_s", float, 30.0)
+    timeout = config_value(w, "witness", "request_timeout_s", float, 30.0)
     _range("witness.request_timeout_s", timeout, 0.1, 600.0)
-    audit_text = _get(w, "witness", "audit", str, "full")
+    audit_text = config_value(w, "witness", "audit", str, "full")
     try:
         audit = AuditMode(audit_text)
     except ValueError:
         raise ConfigError(f"witness.audit: expected off, new or full, got {audit_text!r}") from None
-    proofs = _get(w, "witness", "audit_proofs", int, 64)
+    proofs = config_value(w, "witness", "audit_proofs", int, 64)
     _range("witness.audit_proofs", proofs, 0, 1_000_000)
     raw_logs = w.get("logs", [])
     if not isinstance(raw_logs, list):
@@ -148,12 +135,12 @@ def parse_witness_config(doc: dict[str, Any], *, base: Path) -> WitnessConfig:
             raise ConfigError(f"{where}: expected a table")
         if set(entry) - _LOG_KEYS:
             raise ConfigError(f"{where}.{sorted(set(entry) - _LOG_KEYS)[0]}: unknown key (expected origin, vkey, url)")
-        vkey, url = _get(entry, where, "vkey", str), _get(entry, where, "url", str)
+        vkey, url = config_value(entry, where, "vkey", str, required=True), config_value(entry, where, "url", str, required=True)
         try:
             vkey_name = parse_vkey(vkey)[0]
         except MalformedError as exc:
             raise ConfigError(f"{where}.vkey: {exc.message}") from None
-        origin = _get(entry, where, "origin", str, vkey_name)
+        origin = config_value(entry, where, "origin", str, vkey_name)
         if origin != vkey_name:
             raise ConfigError(f"{where}.origin: {origin!r} is not the name of its vkey ({vkey_name!r})")
         if origin in logs:

@@ -102,8 +102,6 @@ class Node:
     events: EventBus = field(default_factory=EventBus)
     verdicts: dict[tuple[str, int], Receipt | str] = field(default_factory=dict)
     """Receipt verification results by (receipt digest, roster version): the receipt, or the error code."""
-    tiers: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)
-    """Tier metadata (member ids, section names) of every alert we sent, for the synchronous ack path."""
     _task: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _due_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -124,8 +122,6 @@ class Node:
             await hop.close()
             raise
         node = cls(config=config, hop=hop, reader=reader, accounts=accounts, rng=rng)
-        for alert in await reader.alerts(limit=1_000_000, top_level=False):
-            node.tiers[alert.message_id] = alert.tiers
         hop.ctx.local_delivery = node._deliver
         hop.ctx.on_receipts = node._receipts_arrived
         node._task = asyncio.create_task(node._schedule(), name="node-scheduler")
@@ -229,7 +225,6 @@ class Node:
                     out.append((CANCEL_ESCALATIONS, (EscalationState.CANCELLED.value, now, ref)))
             return out
 
-        self.tiers[mid] = tiers
         await originate(ctx, envelope, rows)
         if request.escalations():
             self._wake.set()  # the scheduler sleeps until the earliest pending step; this one may be earlier
@@ -342,18 +337,13 @@ class Node:
             (INSERT_ACK, (header.message_id, ref, "in", sender, None, ack["disposition"], ack.get("reason"), ack.get("comment"), now)),
         ]
         if ack["disposition"] == "accepted":
-            for tier in self._tiers_of(ref):
-                if sender in tier["recipients"]:
-                    statements.append((ACK_ESCALATIONS, (now, ref, tier["name"], now)))
+            statements.append((ACK_ESCALATIONS, (now, ref, now, ref, sender)))
 
         def announce() -> None:
             self.events.publish("ack", {"message_id": ref.hex(), "direction": "in", "member": sender, "disposition": ack["disposition"]})
             log.info("ack_received", message_id=ref.hex(), origin=sender, disposition=ack["disposition"])
 
         return Delivery(statements, announce)
-
-    def _tiers_of(self, ref: bytes) -> list[dict[str, Any]]:
-        return self.tiers.get(ref, [])
 
     def _receipts_arrived(self, receipts: Any) -> None:
         for raw in receipts:
@@ -389,13 +379,13 @@ class Node:
             return
         watcher = next(t for t in alert.tiers if t["name"] == step.watcher)
         if await self.reader.accepted_by(step.alert, tuple(watcher["recipients"])):
-            await self.hop.ctx.log.submit(None, lambda _i, _d: [(DECIDE_ESCALATION, (EscalationState.ACKED.value, None, now, step.id))])
+            await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.ACKED.value, None, now, step.id))])
             return
         if alert.expires <= now:
-            await self.hop.ctx.log.submit(None, lambda _i, _d: [(DECIDE_ESCALATION, (EscalationState.EXPIRED.value, None, now, step.id))])
+            await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.EXPIRED.value, None, now, step.id))])
             return
         if alert.content is None or alert.status == AlertStatus.CANCELLED:
-            await self.hop.ctx.log.submit(None, lambda _i, _d: [(DECIDE_ESCALATION, (EscalationState.CANCELLED.value, None, now, step.id))])
+            await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.CANCELLED.value, None, now, step.id))])
             return
         target = next(t for t in alert.tiers if t["name"] == step.target)
         tier = Tier(name=target["name"], sections=tuple(target["sections"]), recipients=tuple(target["recipients"]))
@@ -447,9 +437,8 @@ class Node:
         cutoff = now - self.config.retention_ms
         if not await self.reader.sunset_due(cutoff):
             return
-        await self.hop.ctx.log.submit(None, lambda _i, _d: [(SUNSET_ALERTS, (cutoff,)), (SUNSET_INBOX, (cutoff,)), (SUNSET_ACKS, ())])
+        await self.hop.ctx.log.write([(SUNSET_ALERTS, (cutoff,)), (SUNSET_INBOX, (cutoff,)), (SUNSET_ACKS, ())])
         # Old page images of the purged rows may still sit in the WAL; fold it into the file and truncate it.
         await self.reader.truncate_wal()
         log.info("sunset_purged", cutoff=cutoff)
         self.events.publish("purged", {"cutoff": cutoff})
-

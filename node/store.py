@@ -80,7 +80,12 @@ SET_ALERT_STATUS = "UPDATE alerts SET status = ? WHERE message_id = ? AND status
 INSERT_ESCALATION = "INSERT INTO escalations (alert, watcher, target, due_at, state) VALUES (?, ?, ?, ?, 'pending')"
 DECIDE_ESCALATION = "UPDATE escalations SET state = ?, message_id = ?, decided_at = ? WHERE id = ? AND state = 'pending'"
 CANCEL_ESCALATIONS = "UPDATE escalations SET state = ?, decided_at = ? WHERE alert = ? AND state = 'pending'"
-ACK_ESCALATIONS = "UPDATE escalations SET state = 'acked', decided_at = ? WHERE alert = ? AND watcher = ? AND state = 'pending' AND due_at > ?"
+ACK_ESCALATIONS = (
+    "UPDATE escalations SET state = 'acked', decided_at = ? WHERE alert = ? AND state = 'pending' AND due_at > ? AND watcher IN"
+    " (SELECT json_extract(t.value, '$.name') FROM alerts AS a, json_each(a.tiers) AS t, json_each(json_extract(t.value, '$.recipients')) AS r"
+    "  WHERE a.message_id = ? AND r.value = ?)"
+)
+"""An accepted ack from ``member`` decides the pending steps watching a tier ``member`` is in: (now, alert, now, alert, member)."""
 INSERT_INBOX = (
     "INSERT OR IGNORE INTO inbox (message_id, origin, kind, refs, priority, label, created, expires, received_at, tier, visible, withheld, content)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

@@ -11,13 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp.test_utils import TestServer
-
-from tests.gateway.test_witness import FakeLog, leaves, note_for
+from tests.support.fake_log import FakeLog, leaves, note_for
 from tests.support.logs import ORIGIN, VKEY
 from tests.support.procs import ROOT
 
@@ -30,34 +26,22 @@ async def heliograph(*args: str) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-@pytest.fixture
-async def hop() -> AsyncIterator[FakeLog]:
-    log = FakeLog()
-    server = TestServer(log.app(), host="127.0.0.1")
-    await server.start_server()
-    log.url = str(server.make_url("/"))
-    try:
-        yield log
-    finally:
-        await server.close()
-
-
-async def test_the_witness_refuses_a_split_view_and_raises_the_alarm(hop: FakeLog, tmp_path: Path) -> None:
-    hop.leaves = leaves(4)
+async def test_the_witness_refuses_a_split_view_and_raises_the_alarm(fake: FakeLog, tmp_path: Path) -> None:
+    fake.leaves = leaves(4)
     code, _, _ = await heliograph("witness", "keygen", "--name", "oversight.example/split", "--out", str(tmp_path / "keys"))
     assert code == 0
     config = tmp_path / "witness.toml"
     config.write_text(
         '[witness]\nname = "oversight.example/split"\nkey_file = "keys/witness.key"\nstate_dir = "state"\naudit = "off"\n'
-        f'[[witness.logs]]\nvkey = "{VKEY}"\nurl = "{hop.url}"\n'
+        f'[[witness.logs]]\nvkey = "{VKEY}"\nurl = "{fake.url}"\n'
     )
     code, out, err = await heliograph("witness", "run", "--config", str(config), "--once")
     assert code == 0, out + err
     state_file = next((tmp_path / "state").glob("*.json"))
     cosigned = json.loads(state_file.read_text())
-    honest = note_for(hop.leaves)
+    honest = note_for(fake.leaves)
 
-    hop.notes = [note_for(leaves(4, "R"))]  # same size, another root: the view shown to this witness now
+    fake.notes = [note_for(leaves(4, "R"))]  # same size, another root: the view shown to this witness now
     code, out, err = await heliograph("witness", "run", "--config", str(config), "--once")
     assert code == 1 and "ALARM" in out
     alarms = [json.loads(line) for line in err.splitlines() if line.startswith("{") and '"witness_alarm"' in line]
