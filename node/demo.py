@@ -23,7 +23,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.clock import Clock, SystemClock
+from gateway.ports import free_port
 
 AUTHORITIES = ("auth-un", "auth-au", "auth-eu")
 GATEWAYS = {"gw-eu": "Gateway Europe (The Hague)", "gw-af": "Gateway Africa (Nairobi)"}
@@ -52,12 +52,6 @@ class DemoFailure(Exception):
     def __init__(self, step: str, detail: str) -> None:
         super().__init__(f"{step}: {detail}")
         self.step, self.detail = step, detail
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*argv: str, step: str = "setup") -> str:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp.test_utils import TestServer
 
 from gateway.log_verifier import verify_log
 from protocol import envelope as env_mod
@@ -20,7 +19,7 @@ from protocol.batch import BatchItem, BatchResults, EnvelopeBatch
 from protocol.receipts import SignedReceipt
 from protocol.transport import sign_request
 from tests.support.federation import SeededRng
-from tests.support.net import StandInNode
+from tests.support.net import StandInNode, loopback_server
 from tests.support.procs import GatewayProcess, wall_ms, write_federation
 
 TOTAL = 1000
@@ -47,7 +46,7 @@ async def _send(session: aiohttp.ClientSession, fed: object, url: str, body: byt
 async def test_sigkill_while_streaming_loses_nothing_accepted(tmp_path: Path) -> None:
     fed, ports = write_federation(tmp_path, "crash", nodes=(("int-org", "gw-eu"), ("fr-police", "gw-eu")))
     recipient = StandInNode(keys=fed.keys["fr-police"], roster=fed.roster, clock=WallClock())  # type: ignore[arg-type]
-    server = TestServer(recipient.app(), host="127.0.0.1", port=ports["fr-police"])
+    server = loopback_server(recipient.app(), ports["fr-police"])
     await server.start_server()
     gw = GatewayProcess(tmp_path, "gw-eu")
     gw.start()

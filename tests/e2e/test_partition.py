@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp.test_utils import TestServer
 
 from gateway.log_verifier import verify_log
 from protocol import envelope as env_mod
@@ -22,7 +21,7 @@ from protocol.header import Envelope
 from protocol.receipts import SignedReceipt
 from protocol.transport import sign_request
 from tests.support.federation import SeededRng
-from tests.support.net import StandInNode
+from tests.support.net import StandInNode, loopback_server
 from tests.support.procs import GatewayProcess, wall_ms, write_federation
 
 OUTAGE_S = 20.0
@@ -52,7 +51,7 @@ async def test_a_stopped_gateway_delays_then_delivers_in_priority_order(tmp_path
     fed, ports = write_federation(tmp_path, "partition", nodes=(("int-org", "gw-eu"), ("ke-police", "gw-af")), gateways=("gw-eu", "gw-af"))
     origin = StandInNode(keys=fed.keys["int-org"], roster=fed.roster, clock=WallClock())  # type: ignore[arg-type]
     recipient = StandInNode(keys=fed.keys["ke-police"], roster=fed.roster, clock=WallClock())  # type: ignore[arg-type]
-    servers = [TestServer(origin.app(), host="127.0.0.1", port=ports["int-org"]), TestServer(recipient.app(), host="127.0.0.1", port=ports["ke-police"])]
+    servers = [loopback_server(origin.app(), ports["int-org"]), loopback_server(recipient.app(), ports["ke-police"])]
     for server in servers:
         await server.start_server()
     eu, af = GatewayProcess(tmp_path, "gw-eu"), GatewayProcess(tmp_path, "gw-af")

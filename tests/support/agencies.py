@@ -22,7 +22,7 @@ from node.config import parse_node_config
 from node.service import Node
 from tests.support.clock import FakeClock
 from tests.support.federation import T0, Federation, SeededRng, build_federation
-from tests.support.net import OPEN_POLICY, free_port
+from tests.support.net import OPEN_POLICY, free_port, loopback_server
 
 GATEWAYS = ("gw-af", "gw-eu")
 NODES = (("int-org", "gw-eu"), ("fr-police", "gw-eu"), ("ke-police", "gw-af"), ("ke-fiu", "gw-af"))
@@ -82,9 +82,9 @@ async def start_node(a: Agencies, tmp: Path, member: str, port: int, *, users: b
     }
     config = parse_node_config(doc, base=tmp)
     node = await Node.open(config, clock=a.clock, rng=SeededRng(f"{member}-rng"), keys=a.fed.keys[member], roster=a.fed.roster)
-    server = TestServer(create_node_app(node, close_on_cleanup=False), host="127.0.0.1", port=port)
+    server = a.servers[member] = loopback_server(create_node_app(node, close_on_cleanup=False), port)
+    a.nodes[member] = node
     await server.start_server()
-    a.nodes[member], a.servers[member] = node, server
     for role in ROLES if users else ():
         username = f"{role}-{member}"
         await node.accounts.add_user(username, role, PASSWORD, now_ms=a.clock.now_ms())
@@ -107,10 +107,9 @@ async def start_agencies(tmp: Path, *, seed: str = "agencies") -> Agencies:
                 },
                 base=tmp,
             )
-            hop = await open_hop(config, clock=a.clock, rng=SeededRng(f"{gw}-rng"), keys=fed.keys[gw], roster=fed.roster)
-            server = TestServer(create_app(hop, close_on_cleanup=False), host="127.0.0.1", port=ports[gw])
+            hop = a.gateways[gw] = await open_hop(config, clock=a.clock, rng=SeededRng(f"{gw}-rng"), keys=fed.keys[gw], roster=fed.roster)
+            server = a.servers[gw] = loopback_server(create_app(hop, close_on_cleanup=False), ports[gw])
             await server.start_server()
-            a.gateways[gw], a.servers[gw] = hop, server
         for member, _home in NODES:
             await start_node(a, tmp, member, ports[member])
         a.session = aiohttp.ClientSession()

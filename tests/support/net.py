@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from gateway.app import Hop, create_app, open_hop
 from gateway.config import HopConfig, parse_config
 from gateway.forwarder import ForwarderConfig
+from gateway.ports import free_port
 from protocol import envelope as env_mod
 from protocol.batch import BatchItem, BatchResults, EnvelopeBatch, ReceiptAck, ReceiptBatch
 from protocol.errors import HeliographError
@@ -40,10 +41,21 @@ HOUR = 3_600_000
 OPEN_POLICY: dict[str, Any] = {"max_ttl_ms": 7 * 24 * HOUR, "default": "deny", "rules": [{"action": "allow", "origins": ["*"]}]}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _bind_loopback(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
+    """aiohttp's socket factory, except that a failed bind closes its socket instead of leaking it."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def loopback_server(app: web.Application, port: int = 0) -> TestServer:
+    """A real server for ``app`` on 127.0.0.1 (``port`` 0: the kernel chooses)."""
+    return TestServer(app, host="127.0.0.1", port=port, socket_factory=_bind_loopback)
 
 
 @dataclass
@@ -202,26 +214,28 @@ async def start_net(tmp: Path, *, policy: dict[str, Any] | None = None, queue: F
     fed.roster = replace(fed.roster, members=members)
     clock = FakeClock(T0)
     net = Net(fed=fed, clock=clock, gateways={}, servers={}, nodes={}, rng=SeededRng(seed + "-rng"))
-    for gw in gateways:
-        config: HopConfig = parse_config(
-            {
-                "hop": {"id": gw, "listen": f"127.0.0.1:{ports[gw]}", "data_dir": str(tmp / gw), "roster": "unused", "key_file": "unused"},
-                "policy": policy or OPEN_POLICY,
-            },
-            base=tmp,
-        )
-        if queue is not None:
-            config = replace(config, queue=queue)
-        hop = await open_hop(config, clock=clock, rng=SeededRng(f"{gw}-rng"), keys=fed.keys[gw], roster=fed.roster)
-        server = TestServer(create_app(hop, close_on_cleanup=False), host="127.0.0.1", port=ports[gw])
-        await server.start_server()
-        net.gateways[gw], net.servers[gw] = hop, server
-    for node, _ in nodes:
-        stand_in = StandInNode(keys=fed.keys[node], roster=fed.roster, clock=clock)
-        server = TestServer(stand_in.app(), host="127.0.0.1", port=ports[node])
-        await server.start_server()
-        stand_in.server = server
-        net.nodes[node], net.servers[node] = stand_in, server
+    try:
+        for gw in gateways:
+            config: HopConfig = parse_config(
+                {
+                    "hop": {"id": gw, "listen": f"127.0.0.1:{ports[gw]}", "data_dir": str(tmp / gw), "roster": "unused", "key_file": "unused"},
+                    "policy": policy or OPEN_POLICY,
+                },
+                base=tmp,
+            )
+            if queue is not None:
+                config = replace(config, queue=queue)
+            hop = net.gateways[gw] = await open_hop(config, clock=clock, rng=SeededRng(f"{gw}-rng"), keys=fed.keys[gw], roster=fed.roster)
+            server = net.servers[gw] = loopback_server(create_app(hop, close_on_cleanup=False), ports[gw])
+            await server.start_server()
+        for node, _ in nodes:
+            stand_in = StandInNode(keys=fed.keys[node], roster=fed.roster, clock=clock)
+            server = stand_in.server = net.servers[node] = loopback_server(stand_in.app(), ports[node])
+            net.nodes[node] = stand_in
+            await server.start_server()
+    except BaseException:
+        await net.close()
+        raise
     return net
 
 
@@ -229,4 +243,4 @@ def digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-__all__ = ["HeliographError", "Net", "StandInNode", "start_net"]
+__all__ = ["HeliographError", "Net", "StandInNode", "free_port", "loopback_server", "start_net"]
