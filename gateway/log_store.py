@@ -18,6 +18,11 @@ a compare-and-swap on the previous size. Every checkpoint extends the previous
 one (the new tree is computed from the old tree's right edge), so a consistency
 proof exists between any two checkpoints the log signs. ``append`` returns only
 after its batch has committed, with the leaf's index.
+
+This module holds the schema and the write side (:class:`LogStore`'s sequencer).
+The read side (sizes, checkpoints, entries and proofs, on a separate reader
+connection) is :class:`gateway.log_reader.LogReader`, which :class:`LogStore`
+extends; ``MAX_ENTRIES_PER_CALL`` is re-exported from there.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ import nacl.signing
 import structlog
 
 from gateway.db import StorageError, migrate, open_db, run_sync
+from gateway.log_reader import MAX_ENTRIES_PER_CALL, LogReader, _lookup_function, _lookup_sync
 from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.errors import BadRequestError
-from protocol.merkle import CompactRange, consistency_ranges, inclusion_ranges, leaf_hash, range_hash, range_subtrees
+from protocol.merkle import CompactRange, leaf_hash, range_subtrees
 
 log = structlog.get_logger("heliograph.log")
 
@@ -52,7 +57,6 @@ LeafBuilder = Callable[[int], bytes]
 Statement = tuple[str, Sequence[Any]]
 EffectBuilder = Callable[[int | None, bytes | None], Sequence[Statement]]
 """Given the leaf's index and bytes (None for a write without a leaf), the SQL to run in the same transaction."""
-MAX_ENTRIES_PER_CALL = 1000
 
 
 def fixed(statements: Sequence[Statement]) -> EffectBuilder:
@@ -101,12 +105,12 @@ def _group(statements: Sequence[Statement]) -> list[tuple[str, list[Sequence[Any
     return grouped
 
 
-class LogStore:
+class LogStore(LogReader):
     """An append-only, verifiable log in one SQLite file. Create with :meth:`open`."""
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, origin: str, signer: nacl.signing.SigningKey, config: LogConfig) -> None:
+        super().__init__(reader)
         self._writer = writer
-        self._reader = reader
         self.origin = origin
         self._signer = signer
         self._config = config
@@ -345,67 +349,6 @@ class LogStore:
             if not item.done.done():
                 item.done.set_exception(error)
 
-    async def _lookup(self, wanted: Sequence[tuple[int, int]]) -> Callable[[int, int], bytes]:
-        found = await run_sync(self._reader, lambda conn: _lookup_sync(conn, wanted))
-        return _lookup_function(found)
-
-    async def size(self) -> int:
-        """The size of the latest committed tree."""
-        return int(await self._head("size"))
-
-    async def checkpoint(self) -> str:
-        """The latest signed checkpoint, as C2SP note text."""
-        return str(await self._head("checkpoint"))
-
-    async def _head(self, column: str) -> Any:
-        (row,) = await self._reader.execute_fetchall(f"SELECT {column} FROM log_head WHERE id = 1")  # noqa: S608 - our own column names
-        return row[0]
-
-    async def checkpoints(self) -> list[tuple[int, str]]:
-        """Every checkpoint this log has signed, oldest first."""
-        return [(int(s), str(c)) for s, c in await self._reader.execute_fetchall("SELECT size, checkpoint FROM log_checkpoints ORDER BY size")]
-
-    async def entries(self, start: int, end: int) -> list[bytes]:
-        """Leaves [start, end) of the committed tree, at most 1000.
-
-        Raises:
-            BadRequestError: Bad range, more than 1000 entries, or past the tree size.
-        """
-        size = await self.size()
-        if not 0 <= start < end or end - start > MAX_ENTRIES_PER_CALL:
-            raise BadRequestError(f"need 0 <= start < end and at most {MAX_ENTRIES_PER_CALL} entries per call")
-        if end > size:
-            raise BadRequestError(f"end {end} is past the tree size {size}")
-        rows = await self._reader.execute_fetchall("SELECT data FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
-        return [bytes(r[0]) for r in rows]
-
-    async def _proof(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        wanted = [st for s, e in ranges for st in range_subtrees(s, e)]
-        lookup = await self._lookup(wanted)
-        return [range_hash(s, e, lookup) for s, e in ranges]
-
-    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof for leaf ``index`` in the tree of ``size``.
-
-        Raises:
-            BadRequestError: ``index`` or ``size`` out of range.
-        """
-        current = await self.size()
-        if not 0 <= index < size <= current:
-            raise BadRequestError(f"need 0 <= index < size <= {current}")
-        return await self._proof(inclusion_ranges(index, size))
-
-    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """RFC 9162 consistency proof between tree sizes ``first`` and ``second``.
-
-        Raises:
-            BadRequestError: Sizes out of range.
-        """
-        current = await self.size()
-        if not 0 <= first <= second <= current:
-            raise BadRequestError(f"need 0 <= first <= second <= {current}")
-        return await self._proof(consistency_ranges(first, second))
-
     async def close(self) -> None:
         """Stop the sequencer after the batches already queued, then close the files."""
         if self._closed:
@@ -418,29 +361,13 @@ class LogStore:
         await self._reader.close()
 
 
-def _lookup_sync(conn: sqlite3.Connection, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """Fetch the stored subtree hashes ``wanted`` (pairs of level and index)."""
-    found: dict[tuple[int, int], bytes] = {}
-    unique = sorted(set(wanted))
-    for chunk_start in range(0, len(unique), 400):
-        chunk = unique[chunk_start : chunk_start + 400]
-        placeholders = ",".join("(?, ?)" for _ in chunk)
-        params = [v for pair in chunk for v in pair]
-        # Join from the VALUES list so SQLite searches the primary key for each pair
-        # (a plain "(level, idx) IN (VALUES ...)" scans the whole table on SQLite 3.40).
-        rows = conn.execute(
-            f"SELECT n.level, n.idx, n.hash FROM (VALUES {placeholders}) AS w CROSS JOIN log_nodes AS n ON n.level = w.column1 AND n.idx = w.column2",  # noqa: S608 - placeholders only
-            params,
-        ).fetchall()
-        found.update({(level, idx): bytes(h) for level, idx, h in rows})
-    return found
-
-
-def _lookup_function(found: dict[tuple[int, int], bytes]) -> Callable[[int, int], bytes]:
-    def lookup(level: int, idx: int) -> bytes:
-        try:
-            return found[(level, idx)]
-        except KeyError:
-            raise StorageError(f"log node ({level}, {idx}) is missing: the database is damaged") from None
-
-    return lookup
+__all__ = [
+    "MAX_ENTRIES_PER_CALL",
+    "MIGRATIONS",
+    "EffectBuilder",
+    "LeafBuilder",
+    "LogConfig",
+    "LogStore",
+    "Statement",
+    "fixed",
+]

@@ -241,9 +241,9 @@ def _headline(alert: SentAlert) -> str | None:
     if alert.content is None:
         return None
     from node import cap
-    from node.service import _unb64map
+    from node.scheduler import unb64map
 
-    sections = _unb64map(alert.content)
+    sections = unb64map(alert.content)
     return str(cap.decode_sections({cap.INFO: sections[cap.INFO]}).get("headline")) if cap.INFO in sections else None
 
 

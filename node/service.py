@@ -14,18 +14,19 @@ the durable outbox toward its home gateway, the audit log, receipts), with:
 * escalation, on a durable schedule (``escalations`` table): a held tier is
   sealed and sent when its deadline passes and no recipient of the watched tier
   has sent an ``accepted`` ack. An ack or a cancel decides the step in the
-  commit that records it, so the step runs at most once, across restarts too;
+  commit that records it, so the step runs at most once, across restarts too.
+  The scheduler loop and the step decisions are in :mod:`node.scheduler`;
 * acks: ``POST /v1/inbox/{id}/ack`` sends an ``ack`` message to the origin (so
   it travels and produces receipts like any message) and signs an
   ``acknowledged`` receipt for the alert that travels back as a receipt;
-* sunset: content is purged at ``expires`` + retention (see node/store.py);
+* sunset: content is purged at ``expires`` + retention (see node/store.py and
+  :mod:`node.scheduler`);
 * every officer action is a leaf of the node's log (docs/PROTOCOL.md 21).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -43,10 +44,10 @@ from node.accounts import AccountStore, Principal
 from node.compose import AckRequest, AlertRequest, check_references
 from node.config import NodeConfig
 from node.events import EventBus
+from node.scheduler import NodeScheduler, b64map
 from node.store import (
     ACK_ESCALATIONS,
     CANCEL_ESCALATIONS,
-    DECIDE_ESCALATION,
     INSERT_ACK,
     INSERT_ACTION,
     INSERT_ALERT,
@@ -54,11 +55,7 @@ from node.store import (
     INSERT_INBOX,
     MIGRATIONS,
     SET_ALERT_STATUS,
-    SUNSET_ACKS,
-    SUNSET_ALERTS,
-    SUNSET_INBOX,
     AlertStatus,
-    EscalationRow,
     EscalationState,
     NodeReader,
     refs_text,
@@ -72,6 +69,7 @@ from protocol.receipts import Receipt
 
 log = structlog.get_logger("heliograph.node")
 
+
 ACTION_RECORD_VERSION = 1
 
 
@@ -82,16 +80,8 @@ def action_record(*, node: str, officer: str, role: str, action: str, target: st
     )
 
 
-def _b64map(sections: dict[str, bytes]) -> bytes:
-    return json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(sections.items())}, separators=(",", ":")).encode()
-
-
-def _unb64map(data: dict[str, str]) -> dict[str, bytes]:
-    return {k: base64.b64decode(v) for k, v in data.items()}
-
-
 @dataclass(slots=True)
-class Node:
+class Node(NodeScheduler):
     """A running agency node. Create with :meth:`open`; ``close`` it."""
 
     config: NodeConfig
@@ -213,7 +203,7 @@ class Node:
                         request.label,
                         envelope.header_digest,
                         json.dumps(tiers),
-                        _b64map(everything),
+                        b64map(everything),
                     ),
                 )
             ]
@@ -348,97 +338,3 @@ class Node:
     def _receipts_arrived(self, receipts: Any) -> None:
         for raw in receipts:
             self.events.publish("receipt", {"digest": hashlib.sha256(raw).hexdigest()})
-
-    # -- escalation and sunset ------------------------------------------------------------
-
-    async def _schedule(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_due()
-            except Exception:  # keep the loop alive; the next round retries
-                log.exception("node_schedule_failed")
-            next_at = await self.reader.next_escalation_at()
-            delay = self.config.tick_s
-            if next_at is not None:
-                delay = min(delay, max(0.0, (next_at - self.clock.now_ms()) / 1000))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
-
-    async def run_due(self) -> None:
-        """Decide every escalation step that is due, then purge what passed its sunset."""
-        async with self._due_lock:
-            now = self.clock.now_ms()
-            for step in await self.reader.due_escalations(now):
-                await self._decide(step, now)
-            await self.sunset(now)
-
-    async def _decide(self, step: EscalationRow, now: int) -> None:
-        alert = await self.reader.alert(step.alert)
-        if alert is None:
-            return
-        watcher = next(t for t in alert.tiers if t["name"] == step.watcher)
-        if await self.reader.accepted_by(step.alert, tuple(watcher["recipients"])):
-            await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.ACKED.value, None, now, step.id))])
-            return
-        if alert.expires <= now:
-            await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.EXPIRED.value, None, now, step.id))])
-            return
-        if alert.content is None or alert.status == AlertStatus.CANCELLED:
-            await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.CANCELLED.value, None, now, step.id))])
-            return
-        target = next(t for t in alert.tiers if t["name"] == step.target)
-        tier = Tier(name=target["name"], sections=tuple(target["sections"]), recipients=tuple(target["recipients"]))
-        stored = _unb64map(alert.content)
-        ctx = self.hop.ctx
-        envelope = seal(
-            sender=ctx.keys,
-            roster=ctx.roster,
-            tiers=[tier],
-            sections={s: stored[s] for s in tier.sections},
-            priority=alert.priority,
-            label=alert.label,
-            now=now,
-            expires=alert.expires,
-            rng=self.rng,
-            kind="alert",
-            refs=(alert.message_id,),
-            limits=ctx.limits,
-        )
-        tiers_json = json.dumps([{**target, "held": False, "escalated_from": step.watcher}])
-
-        def rows(_receipt: bytes) -> list[Statement]:
-            return [
-                (DECIDE_ESCALATION, (EscalationState.FIRED.value, envelope.message_id, now, step.id)),
-                (
-                    INSERT_ALERT,
-                    (
-                        envelope.message_id,
-                        "alert",
-                        alert.message_id,
-                        refs_text([alert.message_id]),
-                        alert.officer,
-                        now,
-                        alert.expires,
-                        alert.priority,
-                        alert.label,
-                        envelope.header_digest,
-                        tiers_json,
-                        None,
-                    ),
-                ),
-            ]
-
-        await originate(ctx, envelope, rows)
-        self.events.publish("escalated", {"message_id": alert.message_id.hex(), "tier": step.target, "escalation_id": envelope.message_id.hex()})
-        log.info("escalation_fired", message_id=alert.message_id.hex(), origin=self.me, tier=step.target)
-
-    async def sunset(self, now: int) -> None:
-        cutoff = now - self.config.retention_ms
-        if not await self.reader.sunset_due(cutoff):
-            return
-        await self.hop.ctx.log.write([(SUNSET_ALERTS, (cutoff,)), (SUNSET_INBOX, (cutoff,)), (SUNSET_ACKS, ())])
-        # Old page images of the purged rows may still sit in the WAL; fold it into the file and truncate it.
-        await self.reader.truncate_wal()
-        log.info("sunset_purged", cutoff=cutoff)
-        self.events.publish("purged", {"cutoff": cutoff})
