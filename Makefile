@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench demo clean vectors
+.PHONY: dev test test-e2e lint bench demo clean vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:build/coverage.xml
 	$(BIN)/python -m coverage report --include='protocol/*' --fail-under=95 --skip-covered
+
+# The fault-injection suite alone (separate processes; also part of `make test`).
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
