@@ -259,11 +259,14 @@ class Forwarder:
             raise SendFailure(f"malformed answer: {exc.code}") from None
         if len(results) != len(live):
             raise SendFailure(f"answer has {len(results)} results for {len(live)} items")
-        outcomes = [self._outcome(dest, row, raw) for row, raw in zip(live, results, strict=True)]
         now = self.ctx.clock.now_ms()
-        await asyncio.gather(*outcomes)
+        # The peer answered: its success shares the outcomes' group commit instead of waiting for one
+        # of its own. gather starts its tasks in order and each outcome queues its log work before it
+        # first suspends, so DEST_SUCCESS is still applied after any per-row failure, as a later write.
+        await asyncio.gather(
+            *(self._outcome(dest, row, raw) for row, raw in zip(live, results, strict=True)), self.ctx.log.write([(DEST_SUCCESS, (dest, now, now))])
+        )
         self._failures[dest] = 0
-        await self.ctx.log.write([(DEST_SUCCESS, (dest, now, now))])
 
     async def _outcome(self, dest: str, row: OutboxRow, raw: bytes) -> None:
         ctx = self.ctx

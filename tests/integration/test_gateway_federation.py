@@ -202,6 +202,11 @@ async def test_a_rate_limited_copy_is_retried_not_lost(net: Net) -> None:
     events = net.nodes["int-org"].events_for(env.message_id)
     assert ("gw-eu", "delayed") in events and ("gw-eu", "rejected") not in events
     assert stand_in.delivered == {}
+    # The peer answered, so the destination itself is healthy (its success is applied after the
+    # row's failure in the same commit); only the deferred copy waits for its own retry time.
+    status = {d.destination: d for d in await net.gateways["gw-eu"].ctx.reader.destinations()}["fr-police"]
+    assert (status.failures, status.backoff_until, status.backlog) == (0, 0, {"FLASH": 1})
+    assert status.last_success_at is not None and "E_RATE_LIMITED" in (status.last_error or "")
     stand_in.reject_with = None
     net.clock.advance(HOUR // 4)  # past the back-off
     await net.drain()
