@@ -71,12 +71,7 @@ class ForwarderConfig:
 
 
 class SendFailure(Exception):
-    """A whole batch could not be delivered to a destination.
-
-    Attributes:
-        status: The peer's HTTP status, when it answered at all.
-        code: The peer's stable error code, when its answer carried one.
-    """
+    """A whole batch could not be delivered: ``status`` and ``code`` are the peer's HTTP status and error code, if any."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
