@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.officer_cli import register as register_officer
 
     register_officer(sub)
+    from node.backup import register as register_backup
+
+    register_backup(sub)
     demo = sub.add_parser("demo", help="a small federation on loopback, every member its own process, with a narrated scenario")
     demo.add_argument("--keep", action="store_true", help="keep the federation running after the scenario, until SIGINT/SIGTERM")
     demo.add_argument("--state-dir", help="where keys, configs, databases and federation.json go (default: a temporary directory)")
