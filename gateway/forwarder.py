@@ -15,6 +15,8 @@ Lessons from Synapse's federation sender and from SMTP queues, applied:
   without waiting for new traffic;
 * a copy whose message expires while queued ends with an ``expired`` receipt and
   is never sent; its ciphertext is then purged (receipts and log entries stay).
+  That housekeeping is :mod:`gateway.forwarder_upkeep`, run on the sweep timer
+  beside the sends.
 """
 
 from __future__ import annotations
@@ -28,16 +30,14 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
-from gateway.hop import HopContext, receipt_rows, sign_receipt
+from gateway.forwarder_upkeep import ForwarderUpkeep, row_receipt
+from gateway.hop import HopContext, sign_receipt
 from gateway.hop_store import (
-    DELETE_FINISHED,
     DEST_FAILURE,
     DEST_RESET,
     DEST_SUCCESS,
     FINISH_ROW,
     KIND_ENVELOPE,
-    MARK_DELAYED,
-    PURGE_MESSAGE,
     RETRY_NOW,
     RETRY_ROW,
     OutboxRow,
@@ -84,7 +84,7 @@ class SendFailure(Exception):
         return self.status in (400, 413)
 
 
-class Forwarder:
+class Forwarder(ForwarderUpkeep):
     """Drains the outbox. ``start()`` it once; ``wake()`` it when rows were queued."""
 
     def __init__(self, ctx: HopContext, config: ForwarderConfig, rng: Rng) -> None:
@@ -98,6 +98,7 @@ class Forwarder:
         self._delayed_ids: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._stopping = False
         self._depth_labels: set[tuple[str, str]] = set()
         self._batch_limit: dict[tuple[str, str], int] = {}
@@ -113,6 +114,8 @@ class Forwarder:
         self._wake.set()
         if self._loop_task is not None:
             await self._loop_task
+        if self._maintenance is not None:
+            await self._maintenance
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
@@ -136,8 +139,9 @@ class Forwarder:
             self._wake.clear()
             try:
                 now = self.ctx.clock.now_ms()
-                if now >= next_maintenance:
-                    await self.maintain(now)
+                if now >= next_maintenance and (self._maintenance is None or self._maintenance.done()):
+                    # Housekeeping runs beside the sends, so a FLASH copy never waits behind it.
+                    self._maintenance = asyncio.create_task(self._maintain_logged(now), name="forwarder-maintenance")
                     next_maintenance = now + int(self.config.sweep_interval_s * 1000)
                 await self.dispatch(now)
             except Exception:  # keep the loop alive; the next round retries
@@ -146,20 +150,17 @@ class Forwarder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.sweep_interval_s)
 
+    async def _maintain_logged(self, now: int) -> None:
+        try:
+            await self.maintain(now)
+        except Exception:  # the next sweep retries
+            log.exception("sweep_failed")
+
     async def sweep(self) -> None:
         """One full round: housekeeping, then a send for every due (destination, lane)."""
         now = self.ctx.clock.now_ms()
         await self.maintain(now)
         await self.dispatch(now)
-
-    async def maintain(self, now: int) -> None:
-        """Housekeeping on the sweep timer: expiry, purge, late-copy receipts, queue-depth gauges."""
-        await self._expire(now)
-        # Copies queued behind a destination that is backing off are reported late at once,
-        # not only after the next attempt fails.
-        stalled = await self.ctx.reader.stalled_rows(now)
-        await asyncio.gather(*(self._delayed(row.destination, row) for row in stalled))
-        await self._update_depth()
 
     async def dispatch(self, now: int) -> None:
         """Start a send for each destination's most urgent due envelope lane, and for its receipts.
@@ -187,16 +188,6 @@ class Forwarder:
             if not self._tasks:
                 return
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def _update_depth(self) -> None:
-        seen: set[tuple[str, str]] = set()
-        for status in await self.ctx.reader.destinations():
-            for lane, count in status.backlog.items():
-                self.ctx.metrics.queue_depth.labels(destination=status.destination, lane=lane).set(count)
-                seen.add((status.destination, lane))
-        for key in self._depth_labels - seen:  # a drained lane reads 0, not its last backlog
-            self.ctx.metrics.queue_depth.labels(destination=key[0], lane=key[1]).set(0)
-        self._depth_labels = seen | self._depth_labels
 
     async def _send(self, dest: str, lane: int, kind: str) -> None:
         try:
@@ -294,8 +285,8 @@ class Forwarder:
         def effects(_index: int | None, ours: bytes | None) -> list[Statement]:
             assert ours is not None
             rows: list[Statement] = [(FINISH_ROW, (state.value, None if accepted else theirs.reason, row.id))]
-            rows += receipt_rows(ctx, raw, origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires)
-            rows += receipt_rows(ctx, ours, origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires)
+            rows += row_receipt(ctx, raw, row)
+            rows += row_receipt(ctx, ours, row)
             return rows
 
         await ctx.log.submit(build, effects)
@@ -325,7 +316,7 @@ class Forwarder:
             build,
             lambda _i, ours: [
                 (FINISH_ROW, (RowState.REJECTED.value, code, row.id)),
-                *receipt_rows(ctx, ours or b"", origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires),
+                *row_receipt(ctx, ours or b"", row),
             ],
         )
 
@@ -348,46 +339,6 @@ class Forwarder:
         await ctx.log.write(statements)
         first = [r for r in rows if r.kind == KIND_ENVELOPE and not r.delayed_sent]
         await asyncio.gather(*(self._delayed(dest, row) for row in first))
-
-    async def _delayed(self, dest: str, row: OutboxRow) -> None:
-        ctx = self.ctx
-        # A failing send and the stalled-row sweep can both see the same row before either
-        # commits; the in-memory set (one forwarder per process) makes the receipt once-only.
-        if row.id in self._delayed_ids:
-            return
-        if len(self._delayed_ids) > 100_000:  # the database flag covers committed rows; keep memory bounded
-            self._delayed_ids.clear()
-        self._delayed_ids.add(row.id)
-        build = sign_receipt(
-            ctx, message_id=row.message_id, header_digest=row.header_digest, event="delayed", peer=dest, prev=row.prev, retry_until=row.expires
-        )
-        await ctx.log.submit(
-            build,
-            lambda _i, ours: [
-                (MARK_DELAYED, (row.id,)),
-                *receipt_rows(ctx, ours or b"", origin=row.origin, message_id=row.message_id, lane=row.lane, expires=row.expires),
-            ],
-        )
-
-    async def _expire(self, now: int) -> None:
-        ctx = self.ctx
-        for row in await ctx.reader.expired_rows(now):
-            if row.kind != KIND_ENVELOPE:
-                await ctx.log.write([(FINISH_ROW, (RowState.EXPIRED.value, "expired", row.id))])
-                continue
-            build = sign_receipt(ctx, message_id=row.message_id, header_digest=row.header_digest, event="expired", peer=row.destination, prev=row.prev)
-
-            def effects(_index: int | None, ours: bytes | None, r: OutboxRow = row) -> list[Statement]:
-                return [
-                    (FINISH_ROW, (RowState.EXPIRED.value, "expired", r.id)),
-                    *receipt_rows(ctx, ours or b"", origin=r.origin, message_id=r.message_id, lane=r.lane, expires=r.expires),
-                ]
-
-            await ctx.log.submit(build, effects)
-            ctx.metrics.expired.inc()
-            log.info("copy_expired", message_id=row.message_id.hex(), origin=row.origin, destination=row.destination)
-        purge = await ctx.reader.purgeable(now)
-        await ctx.log.write([*((PURGE_MESSAGE, p) for p in purge), (DELETE_FINISHED, (now,))])
 
 
 def _error_code(body: bytes) -> str | None:

@@ -181,17 +181,19 @@ class HopReader:
             for dest in sorted((queued & set(destinations)) - backing_off):
                 for kind in (KIND_ENVELOPE, KIND_RECEIPT):
                     for lane in lanes:
-                        if db.execute(_DUE_PROBE, (dest, lane, kind, now)).fetchone() is not None:
+                        if db.execute(_DUE_PROBE, (dest, lane, kind, now, now)).fetchone() is not None:
                             found.append((dest, lane, kind))
             return found
 
         return await run_sync(self._db, probe)
 
     async def next_batch(self, destination: str, lane: int, kind: str, now: int, limit: int) -> list[OutboxRow]:
-        """The oldest due rows of one lane and kind for ``destination``."""
+        """The oldest due rows of one lane and kind for ``destination``, never an expired one."""
         rows = await self._db.execute_fetchall(
-            _ROW_SELECT + " WHERE o.state = 'queued' AND o.destination = ? AND o.lane = ? AND o.kind = ? AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
-            (destination, lane, kind, now, limit),
+            _ROW_SELECT
+            + " WHERE o.state = 'queued' AND o.destination = ? AND o.lane = ? AND o.kind = ? AND o.next_attempt_at <= ? AND o.expires > ?"
+            + " ORDER BY o.id LIMIT ?",
+            (destination, lane, kind, now, now, limit),
         )
         return [_row(r) for r in rows]
 
@@ -282,7 +284,10 @@ _QUEUED_DESTINATIONS = """WITH RECURSIVE d(dest) AS (
     SELECT (SELECT min(destination) FROM outbox WHERE state = 'queued' AND destination > d.dest) FROM d WHERE d.dest IS NOT NULL
 ) SELECT dest FROM d WHERE dest IS NOT NULL"""
 """The distinct destinations with queued rows, one index seek each (a skip scan), however long their queues are."""
-_DUE_PROBE = "SELECT 1 FROM outbox WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ? LIMIT 1"
+_DUE_PROBE = (
+    "SELECT 1 FROM outbox WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ? AND expires > ? LIMIT 1"
+)
+"""Expired rows are never due: the expiry sweep ends them, they are never sent."""
 
 _ROW_SELECT = (
     "SELECT o.id, o.destination, o.lane, o.kind, o.origin, o.message_id, o.recipients, o.payload, o.prev, o.attempts, o.expires,"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,6 +111,28 @@ async def test_outage_backoff_priority_order_and_expiry(net: Net) -> None:
     await net.drain()
     assert list(police.delivered) == [flash.message_id, routine.message_id]
     assert short.message_id not in police.delivered
+
+
+async def test_a_copy_that_expired_between_sweeps_is_never_sent(net: Net) -> None:
+    """Sends and housekeeping run side by side: the send path itself skips expired copies."""
+    police = net.nodes["ke-police"]
+    police.refuse = True
+    short = net.seal("int-org", [("a", ["summary", "details"], ["ke-police"])], priority="FLASH", ttl=60_000, seed="brief")
+    await net.submit("int-org", [short])
+    await net.drain()
+    assert police.delivered == {}
+    police.refuse = False
+    await net.clock.advance(HOUR // 6)  # past the expiry and past any back-off
+    gw = net.gateways["gw-af"]
+    now = net.clock.now_ms()
+    assert await gw.ctx.reader.due_lanes(now, ["ke-police"]) == []
+    assert await gw.ctx.reader.next_batch("ke-police", 0, "envelope", now, 50) == []
+    await gw.forwarder.dispatch(now)  # a wake-up before the expiry sweep has run: nothing to send
+    await asyncio.gather(*list(gw.forwarder._tasks))
+    assert police.delivered == {} and police.batch_sizes == []
+    await net.drain()  # the sweep ends the copy
+    events = net.nodes["int-org"].events_for(short.message_id)
+    assert ("gw-af", "expired") in events and ("gw-af", "delivered") not in events and police.delivered == {}
 
 
 async def test_peer_contact_resets_backoff(net: Net) -> None:
