@@ -129,6 +129,7 @@ async def open_hop(
         metrics=HopMetrics(),
         limits=config.limits,
         max_batch=config.max_batch,
+        client_ssl=config.tls.client,
     )
     forwarder = Forwarder(ctx, config.queue, rng)
     ctx.on_queued = forwarder.wake

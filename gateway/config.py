@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.forwarder import ForwarderConfig
 from gateway.log_store import LogConfig
+from gateway.tls import TlsConfig, parse_tls
 from protocol import fields
 from protocol.errors import ConfigError, MalformedError
 from protocol.limits import Limits
@@ -25,6 +26,7 @@ _SECTIONS = {
     "queue": {"batch_max", "receipt_batch_max", "sweep_interval_s", "backoff_base_ms", "backoff_cap_ms", "request_timeout_s"},
     "log": {"batch_max", "batch_wait_s", "synchronous"},
     "policy": None,  # validated by gateway.policy
+    "tls": None,  # validated by gateway.tls
 }
 
 
@@ -44,6 +46,7 @@ class HopConfig:
     queue: ForwarderConfig = field(default_factory=ForwarderConfig)
     log: LogConfig = field(default_factory=LogConfig)
     policy: dict[str, Any] = field(default_factory=dict)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property
     def db_path(self) -> Path:
@@ -196,4 +199,5 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         queue=queue,
         log=log,
         policy=doc["policy"],
+        tls=parse_tls(doc.get("tls", {}), base=base),
     )

@@ -105,7 +105,9 @@ class Forwarder(ForwarderUpkeep):
 
     async def start(self) -> None:
         self._failures = await self.ctx.reader.failure_counts()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s), connector=aiohttp.TCPConnector(ssl=self.ctx.client_ssl or True)
+        )
         self._loop_task = asyncio.create_task(self._run(), name="forwarder")
 
     async def stop(self) -> None:

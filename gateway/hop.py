@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -66,6 +67,8 @@ class HopContext:
     """On a node: opens an envelope addressed to it and returns the rows to commit with its acceptance."""
     on_receipts: Callable[[Sequence[bytes]], None] = field(default=lambda _r: None)
     """Called after receipts arriving on ``POST /v1/receipts`` were committed (a node streams them)."""
+    client_ssl: ssl.SSLContext | None = None
+    """TLS trust for calls to peers' ``https://`` endpoints (``[tls] ca``); None: the system's trust store."""
 
     @property
     def me(self) -> str:

@@ -26,6 +26,7 @@ import base64
 import binascii
 import json
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,9 @@ def _unb64(where: str, item: object) -> bytes:
         raise LogVerificationError(f"{where}: not base64") from None
 
 
-async def verify_log(url: str, vkey: str, *, state: Path | None = None, proofs: str = "auto", rng: Callable[[int], bytes] = os.urandom) -> Report:
+async def verify_log(
+    url: str, vkey: str, *, state: Path | None = None, proofs: str = "auto", rng: Callable[[int], bytes] = os.urandom, tls: ssl.SSLContext | None = None
+) -> Report:
     """Run every check against the log at ``url``; see the module docstring.
 
     Args:
@@ -130,6 +133,7 @@ async def verify_log(url: str, vkey: str, *, state: Path | None = None, proofs: 
         state: File holding the last verified checkpoint; created or updated on success.
         proofs: ``auto`` (all when small, a sample when big), ``all``, or a number to sample.
         rng: Randomness for the sample.
+        tls: Trust for an ``https://`` URL (a federation's private CA); None: the system's trust store.
 
     Returns:
         The report of what was checked.
@@ -140,7 +144,8 @@ async def verify_log(url: str, vkey: str, *, state: Path | None = None, proofs: 
     """
     verifier = NoteVerifier.from_vkey(vkey)
     report = Report()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    connector = aiohttp.TCPConnector(ssl=tls or True)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=connector) as session:
         client = _Client(session, url)
         note = await client.get("/v1/log/checkpoint")
         cp = open_checkpoint(note, verifier)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,9 @@ async def run_until_signal(app: web.Application, config: HopConfig, *, ready_fil
     """Serve a hop's ``app`` on its listen address until SIGTERM or SIGINT, then shut down cleanly."""
 
     def started() -> None:
-        log.info("hop_started", member=config.member_id, listen=f"{config.host}:{config.port}", data_dir=str(config.data_dir))
+        log.info("hop_started", member=config.member_id, listen=f"{config.tls.scheme}://{config.host}:{config.port}", data_dir=str(config.data_dir))
 
-    await serve_until_signal(app, config.host, config.port, ready_file=ready_file, on_listening=started)
+    await serve_until_signal(app, config.host, config.port, ready_file=ready_file, on_listening=started, ssl_context=config.tls.server)
     log.info("hop_stopped", member=config.member_id)
 
 
@@ -51,6 +52,7 @@ async def serve_until_signal(
     ready_file: Path | None = None,
     on_listening: Callable[[], None] = lambda: None,
     alongside: Coroutine[Any, Any, None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then stop listening and clean up.
 
@@ -58,11 +60,12 @@ async def serve_until_signal(
     tests). ``alongside`` runs as a task next to the server (a witness's poll loop);
     if it ends first the server stops too and what ended it is re-raised.
     Cleanup lets in-flight requests finish their commits, then runs the app's
-    cleanup hooks (a hop stops its forwarder and drains its log).
+    cleanup hooks (a hop stops its forwarder and drains its log). With
+    ``ssl_context`` the listener speaks TLS only.
     """
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=30.0)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     on_listening()
     if ready_file is not None:
         ready_file.write_text(f"{host}:{port}\n", encoding="utf-8")

@@ -168,7 +168,13 @@ async def serve_witness(config_path: Path, *, clock: Clock, once: bool = False, 
             log.info("witness_started", witness=config.name, listen=f"{config.host}:{config.port}", logs=len(witness.targets))
 
         await serve_until_signal(
-            create_witness_app(witness), config.host, config.port, ready_file=ready_file, on_listening=started, alongside=witness.run()
+            create_witness_app(witness),
+            config.host,
+            config.port,
+            ready_file=ready_file,
+            on_listening=started,
+            alongside=witness.run(),
+            ssl_context=config.tls.server,
         )
         log.info("witness_stopped", witness=config.name)
         return 0

@@ -11,12 +11,13 @@ state) are :mod:`gateway.witness_store`'s business.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from gateway.config import config_value, read_toml
+from gateway.tls import TlsConfig, parse_tls
 from protocol.checkpoint import SIG_COSIGNATURE_V1, note_key_hash
 from protocol.errors import ConfigError, MalformedError
 from protocol.keys import log_origin, parse_vkey
@@ -65,6 +66,8 @@ class WitnessConfig:
     audit_proofs: int = 64
     roster_path: Path | None = None
     logs: tuple[LogTarget, ...] = ()
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    """The listener's certificate and the CAs that watched logs' ``https://`` URLs chain to (gateway.tls)."""
 
 
 _WITNESS_KEYS = {"name", "key_file", "state_dir", "listen", "poll_interval_s", "request_timeout_s", "audit", "audit_proofs", "roster", "logs"}
@@ -91,9 +94,11 @@ def parse_witness_config(doc: dict[str, Any], *, base: Path) -> WitnessConfig:
     Raises:
         ConfigError: See :func:`load_witness_config`.
     """
-    unknown = set(doc) - {"witness"}
+    unknown = set(doc) - {"witness", "tls"}
     if unknown:
-        raise ConfigError(f"{sorted(unknown)[0]}: unknown section (expected witness)")
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section (expected witness, tls)")
+    if not isinstance(doc.get("tls", {}), dict):
+        raise ConfigError("tls: expected a table")
     w = doc.get("witness")
     if not isinstance(w, dict):
         raise ConfigError("witness: required table")
@@ -163,6 +168,7 @@ def parse_witness_config(doc: dict[str, Any], *, base: Path) -> WitnessConfig:
         audit_proofs=proofs,
         roster_path=roster,
         logs=tuple(logs.values()),
+        tls=parse_tls(doc.get("tls", {}), base=base),
     )
 
 

@@ -118,7 +118,8 @@ class Witness:
             for origin in self.targets.keys() - self.states.keys():
                 self.states[origin] = self.store.load(origin)
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(ssl=self.config.tls.client or True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             await asyncio.gather(*(self._check_isolated(target, session) for target in list(self.targets.values())))
 
     async def _check_isolated(self, target: LogTarget, session: aiohttp.ClientSession) -> None:

@@ -66,8 +66,13 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
         print("error: --proofs takes auto, all or a number", file=sys.stderr)
         return 2
     state = Path(args.state) if args.state else None
+    tls = None
+    if args.ca:
+        from gateway.tls import parse_tls
+
+        tls = parse_tls({"ca": args.ca}, base=Path.cwd()).client
     try:
-        report = asyncio.run(verify_log(args.url, args.vkey.strip(), state=state, proofs=args.proofs))
+        report = asyncio.run(verify_log(args.url, args.vkey.strip(), state=state, proofs=args.proofs, tls=tls))
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # connection, protocol and URL errors
         print(f"error [E_UNREACHABLE]: cannot fetch from {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--vkey", required=True, help="the log's C2SP verifier key, as listed for the member in the roster")
     verify.add_argument("--state", help="file with the last verified checkpoint; a consistency proof from it is demanded, then it is updated")
     verify.add_argument("--proofs", default="auto", help="inclusion proofs to audit: auto (all up to 4096 entries, else 256 sampled), all, or a number")
+    verify.add_argument("--ca", help="CA certificates (PEM) an https:// URL must chain to, e.g. the federation's private CA")
     verify.set_defaults(handler=cmd_log_verify)
 
     from node.roster_cli import register as register_roster

@@ -94,6 +94,8 @@ def load_assets(root: Traversable | None = None) -> dict[str, Asset]:
 
 def _answer(request: web.Request, asset: Asset, cache_control: str) -> web.Response:
     headers = {**SECURITY_HEADERS, "Cache-Control": cache_control, "ETag": asset.etag}
+    if request.secure:  # served over TLS (the node's own, [tls]): browsers must never fall back to HTTP
+        headers["Strict-Transport-Security"] = "max-age=31536000"
     if request.headers.get("If-None-Match") == asset.etag:
         return web.Response(status=304, headers=headers)
     return web.Response(body=asset.body, headers=headers | {"Content-Type": asset.content_type})

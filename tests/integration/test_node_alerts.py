@@ -171,29 +171,14 @@ async def test_escalation_survives_a_restart_of_the_origin_and_fires_once(fed: A
 
 async def test_a_node_rejects_what_it_cannot_open_and_keeps_nothing(fed: Agencies) -> None:
     """An envelope whose stanza for us is corrupt gets a signed E_DECRYPT rejection, not an inbox row."""
-    from protocol import envelope as env_mod
-    from tests.support.federation import SeededRng
+    from protocol.batch import BatchResults
+    from protocol.receipts import SignedReceipt
+    from tests.support.net import seal_for, signed_batch
 
     now = fed.clock.now_ms()
-    good = env_mod.seal(
-        sender=fed.fed.keys["int-org"],
-        roster=fed.fed.roster,
-        tiers=[env_mod.Tier(name="all", sections=("info",), recipients=("fr-police",))],
-        sections={"info": b"not the content format"},
-        priority="FLASH",
-        label="TLP:AMBER",
-        now=now,
-        expires=now + 3_600_000,
-        rng=SeededRng("undecodable"),
-    )
-    from protocol.batch import BatchItem, BatchResults, EnvelopeBatch
-    from protocol.receipts import SignedReceipt
-    from protocol.transport import sign_request
-
-    body = EnvelopeBatch(items=(BatchItem(envelope=good.to_bytes(), recipients=("fr-police",)),)).to_bytes()
-    auth = sign_request(fed.fed.keys["gw-eu"], method="POST", path="/v1/envelopes", query="", destination="fr-police", body=body, now=now, nonce=b"n" * 16)
+    good = seal_for(fed.fed, "int-org", ["fr-police"], {"info": b"not the content format"}, now=now, seed="undecodable")
+    body, headers = signed_batch(fed.fed, "gw-eu", "fr-police", [good], now=now)
     assert fed.session is not None
-    headers = {"Authorization": auth, "Content-Type": "application/x-msgpack"}
     async with fed.session.post(fed.url("fr-police") + "/v1/envelopes", data=body, headers=headers) as resp:
         assert resp.status == 200
         (raw,) = BatchResults.from_bytes(await resp.read()).results

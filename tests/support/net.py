@@ -239,8 +239,22 @@ async def start_net(tmp: Path, *, policy: dict[str, Any] | None = None, queue: F
     return net
 
 
+def seal_for(fed: Federation, origin: str, recipients: Sequence[str], sections: dict[str, bytes], *, now: int, seed: str) -> Envelope:
+    """One FLASH, TLP:AMBER envelope from ``origin``, a single tier opening every section, expiring in an hour."""
+    tier, rng = env_mod.Tier(name="all", sections=tuple(sections), recipients=tuple(recipients)), SeededRng(seed)
+    handling = {"priority": "FLASH", "label": "TLP:AMBER"}
+    return env_mod.seal(sender=fed.keys[origin], roster=fed.roster, tiers=[tier], sections=sections, now=now, expires=now + HOUR, rng=rng, **handling)
+
+
+def signed_batch(fed: Federation, sender: str, dest: str, envelopes: Sequence[Envelope], *, now: int) -> tuple[bytes, dict[str, str]]:
+    """A ``POST /v1/envelopes`` body from ``sender`` to ``dest`` and its signed headers."""
+    body = EnvelopeBatch(items=tuple(BatchItem(envelope=e.to_bytes(), recipients=e.header.recipients) for e in envelopes)).to_bytes()
+    auth = sign_request(fed.keys[sender], method="POST", path="/v1/envelopes", query="", destination=dest, body=body, now=now, nonce=b"n" * 16)
+    return body, {"Authorization": auth, "Content-Type": MSGPACK}
+
+
 def digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-__all__ = ["HeliographError", "Net", "StandInNode", "free_port", "loopback_server", "start_net"]
+__all__ = ["HeliographError", "Net", "StandInNode", "free_port", "loopback_server", "seal_for", "signed_batch", "start_net"]
