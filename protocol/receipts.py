@@ -109,7 +109,7 @@ class Receipt:
         if keys.member_id != self.hop or keys.signing_key_id != self.hop_key:
             raise MalformedError("receipt hop and hop_key must be the signer's")
         body = self.to_bytes()
-        return SignedReceipt(body=body, signature=keys.sign(DOMAIN_RECEIPT, body))
+        return SignedReceipt._of(self, body, keys.sign(DOMAIN_RECEIPT, body))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +125,17 @@ class SignedReceipt:
         fields.typed("receipt", self.body, bytes)
         fields.fixed_bytes("sig", self.signature, 64)
         object.__setattr__(self, "receipt", Receipt.from_bytes(self.body, limits=self.limits))
+
+    @classmethod
+    def _of(cls, receipt: Receipt, body: bytes, signature: bytes) -> SignedReceipt:
+        """A receipt just signed: ``body`` is ``receipt.to_bytes()``, so it is not parsed back.
+
+        (Every field is bounded, so a receipt's encoding is far below any ``max_receipt_bytes``.)
+        """
+        signed = object.__new__(cls)
+        for name, value in (("body", body), ("signature", signature), ("receipt", receipt), ("limits", DEFAULT_LIMITS)):
+            object.__setattr__(signed, name, value)
+        return signed
 
     def to_bytes(self) -> bytes:
         return encoding.encode({"v": VERSION, "receipt": self.body, "sig": self.signature})

@@ -46,6 +46,19 @@ def test_round_trip_every_event(fed: Federation, event: str) -> None:
     assert verify_receipt(data, fed.roster) == signed.receipt
 
 
+def test_the_largest_receipt_is_far_below_the_size_limit() -> None:
+    """Signing does not parse its own body back (SignedReceipt._of); that is sound only because every field is bounded."""
+    from protocol.fields import MEMBER_ID_MAX, U64_MAX
+    from protocol.receipts import REASON_MAX
+
+    longest = "a" * MEMBER_ID_MAX
+    big = Receipt(
+        message_id=MSG, header_digest=HDR, hop=longest, hop_key=b"k" * 8, event="rejected", time=U64_MAX, peer=longest,
+        prev=b"p" * 32, reason="E_" + "X" * (REASON_MAX - 2), log_index=U64_MAX,
+    )  # fmt: skip
+    assert len(big.to_bytes()) < Limits().max_receipt_bytes // 8
+
+
 def test_optional_fields_are_omitted_not_nil(fed: Federation) -> None:
     from protocol import encoding
 
