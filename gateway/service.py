@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import ssl
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from gateway.app import create_app, open_hop
 from gateway.clock import SystemClock
 from gateway.config import HopConfig, load_config
 from gateway.logs import configure_logging
+from gateway.tls import CertificateReloader, TlsConfig
 
 log = structlog.get_logger("heliograph.service")
 
@@ -40,7 +40,7 @@ async def run_until_signal(app: web.Application, config: HopConfig, *, ready_fil
     def started() -> None:
         log.info("hop_started", member=config.member_id, listen=f"{config.tls.scheme}://{config.host}:{config.port}", data_dir=str(config.data_dir))
 
-    await serve_until_signal(app, config.host, config.port, ready_file=ready_file, on_listening=started, ssl_context=config.tls.server)
+    await serve_until_signal(app, config.host, config.port, ready_file=ready_file, on_listening=started, tls=config.tls)
     log.info("hop_stopped", member=config.member_id)
 
 
@@ -52,7 +52,7 @@ async def serve_until_signal(
     ready_file: Path | None = None,
     on_listening: Callable[[], None] = lambda: None,
     alongside: Coroutine[Any, Any, None] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    tls: TlsConfig | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then stop listening and clean up.
 
@@ -60,11 +60,13 @@ async def serve_until_signal(
     tests). ``alongside`` runs as a task next to the server (a witness's poll loop);
     if it ends first the server stops too and what ended it is re-raised.
     Cleanup lets in-flight requests finish their commits, then runs the app's
-    cleanup hooks (a hop stops its forwarder and drains its log). With
-    ``ssl_context`` the listener speaks TLS only.
+    cleanup hooks (a hop stops its forwarder and drains its log). With a
+    ``tls`` listener context the socket speaks TLS only, and renewed certificate
+    files are picked up while serving (:class:`gateway.tls.CertificateReloader`).
     """
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=30.0)
     await runner.setup()
+    ssl_context = tls.server if tls is not None else None
     await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     on_listening()
     if ready_file is not None:
@@ -76,6 +78,8 @@ async def serve_until_signal(
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     if alongside is not None:
         tasks.append(asyncio.create_task(alongside))
+    if tls is not None and tls.server is not None:
+        tasks.append(asyncio.create_task(CertificateReloader(tls).run(), name="tls-reload"))
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping", listen=f"{host}:{port}")

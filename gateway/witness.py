@@ -174,7 +174,7 @@ async def serve_witness(config_path: Path, *, clock: Clock, once: bool = False, 
             ready_file=ready_file,
             on_listening=started,
             alongside=witness.run(),
-            ssl_context=config.tls.server,
+            tls=config.tls,
         )
         log.info("witness_stopped", witness=config.name)
         return 0

@@ -71,3 +71,57 @@ def test_a_private_key_others_can_read_is_refused(pems: Path) -> None:
     with pytest.raises(ConfigError, match="accessible by group or others") as info:
         parse_config(_doc({"cert": "tls.crt", "key": "tls.key"}), base=pems)
     assert info.value.hint and "chmod 600" in info.value.hint
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_not(pems: Path) -> None:
+    import ssl
+
+    import aiohttp
+    from aiohttp import web
+
+    from gateway.tls import CertificateReloader
+    from tests.support.net import free_port, loopback_server
+
+    first_ca, renewal_ca = trustme.CA(), trustme.CA()
+
+    def install(ca: trustme.CA, *, key: bool = True) -> None:
+        leaf = ca.issue_cert("127.0.0.1")
+        leaf.cert_chain_pems[0].write_to_path(str(pems / "tls.crt"))
+        if key:
+            leaf.private_key_pem.write_to_path(str(pems / "tls.key"))
+
+    def trusting(ca: trustme.CA) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        return context
+
+    install(first_ca)
+    tls = parse_config(_doc({"cert": "tls.crt", "key": "tls.key"}), base=pems).tls
+    reloader = CertificateReloader(tls)
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    server = loopback_server(app, free_port())
+    await server.start_server(ssl=tls.server)
+    url = str(server.make_url("/"))
+
+    async def served_by(ca: trustme.CA) -> bool:
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting(ca))) as session, session.get(url) as resp:
+                return resp.status == 200
+        except aiohttp.ClientConnectorCertificateError:
+            return False
+
+    try:
+        assert await served_by(first_ca) and not await served_by(renewal_ca)
+        assert not reloader.check(), "nothing changed"
+        install(renewal_ca, key=False)  # a certificate whose key has not been copied yet
+        assert not reloader.check()
+        assert await served_by(first_ca), "the old pair keeps serving"
+        install(renewal_ca)
+        assert reloader.check()
+        assert await served_by(renewal_ca) and not await served_by(first_ca)
+    finally:
+        await server.close()
