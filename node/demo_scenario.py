@@ -237,3 +237,10 @@ async def play(fed: Federation, narrator: Narrator, clock: Clock) -> None:
                 raise DemoFailure("oversight", f"message {message}: receipts that do not verify: {board['unverified_receipts']}")
             count = sum(len(r.get("timeline", [])) for r in board["recipients"])
             narrator.event(f"receipts {message[:8]}... {count} receipt entries, all verified against the roster")
+
+        narrator.step("backup", "back up int-org while it runs, then check the copy as a restore drill would")
+        copy = fed.state / "backup-int-org"
+        config = str(fed.state / "int-org" / "node.toml")
+        await asyncio.to_thread(cli, "backup", "create", "--config", config, "--out", str(copy), step="backup")
+        checked = await asyncio.to_thread(cli, "backup", "check", str(copy), "--roster", str(fed.roster), step="backup")
+        narrator.event("backup   " + checked.strip().split(": ", 1)[-1] + "; no secret key in it")

@@ -16,11 +16,13 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for step in ("setup", "start", "send", "receipts", "inbox", "ack", "escalation", "update", "cancel", "oversight", "shutdown"):
+    for step in ("setup", "start", "send", "receipts", "inbox", "ack", "escalation", "update", "cancel", "oversight", "backup", "shutdown"):
         assert f"== {step}" in out, step
     assert "every step passed" in out and "witness  oversight.example/witness verified and cosigned 6 logs, no alarm" in out
     assert out.count("log      ") == 6 and "FAILED" not in out
     assert "za-fiu     tier inform  sees summary; withheld: details, instructions" in out
+    assert "backup   node int-org: hop.db" in out and "checkpoint verified; no secret key in it" in out
+    assert (tmp_path / "state" / "backup-int-org" / "backup.json").is_file()
 
 
 def test_demo_keep_writes_federation_json_and_stops_on_sigterm(tmp_path: Path) -> None:
