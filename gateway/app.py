@@ -108,6 +108,8 @@ async def open_hop(
         roster = load_roster(config, clock.now_ms())
         watcher = RosterWatcher(config.roster_path, SignedRoster.from_bytes(config.roster_path.read_bytes()), local_check=lambda r: _check_membership(r, keys))
     _check_membership(roster, keys)
+    if config.tls.server is not None and roster.member(keys.member_id).endpoint.startswith("http://"):
+        log.warning("endpoint_scheme_mismatch", member=keys.member_id, hint="this member serves TLS only, but the roster gives peers an http:// endpoint")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await LogStore.open(config.db_path, origin=log_origin(keys.member_id), signer=keys.log_signer, config=config.log)
     try:

@@ -125,3 +125,25 @@ async def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_on
         assert await served_by(renewal_ca) and not await served_by(first_ca)
     finally:
         await server.close()
+
+
+async def test_a_tls_listener_behind_an_http_roster_endpoint_is_flagged(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from gateway.app import open_hop
+    from gateway.config import load_config
+    from tests.support.clock import FakeClock
+    from tests.support.federation import SeededRng
+    from tests.support.procs import wall_ms, write_federation
+
+    write_federation(tmp_path, "mismatch", nodes=(("int-org", "gw-eu"),))  # roster endpoints are http://
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+    leaf.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    (tmp_path / "tls.key").chmod(0o600)
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    with (tmp_path / "gw-eu.toml").open("a") as fh:
+        fh.write('\n[tls]\ncert = "tls.crt"\nkey = "tls.key"\n')
+    with capture_logs() as logs:
+        hop = await open_hop(load_config(tmp_path / "gw-eu.toml"), clock=FakeClock(wall_ms()), rng=SeededRng("mismatch"))
+    await hop.close()
+    assert [e for e in logs if e["event"] == "endpoint_scheme_mismatch" and e["member"] == "gw-eu"]
