@@ -23,7 +23,9 @@ PEER_ROUTES = ("/v1/envelopes", "/v1/receipts", "/v1/log")
 def create_node_app(node: Node, *, close_on_cleanup: bool = True) -> web.Application:
     """The node's application; with ``close_on_cleanup`` the node closes when the app stops."""
     app = create_app(node.hop, close_on_cleanup=False)
-    app.middlewares.append(auth_middleware(node.accounts, node.clock, exempt=PEER_ROUTES))
+    metrics = node.metrics
+    denied = (lambda code: metrics.auth_denied.labels(code=code).inc()) if metrics is not None else (lambda _code: None)
+    app.middlewares.append(auth_middleware(node.accounts, node.clock, exempt=PEER_ROUTES, on_denied=denied))
     add_session_routes(app, node.accounts, node.clock, OfficerAuthConfig(session_ttl_ms=node.config.session_ttl_ms, secure_cookie=node.config.secure_cookies))
     add_officer_routes(app, node)
     add_console_routes(app)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 MAX_BACKLOG = 1000
@@ -22,6 +23,8 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[tuple[int, str, str] | None]] = set()
         self._ids = itertools.count(1)
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+        """Called with every published event, subscribers or not (the node's metrics)."""
 
     def subscribe(self) -> asyncio.Queue[tuple[int, str, str] | None]:
         queue: asyncio.Queue[tuple[int, str, str] | None] = asyncio.Queue(MAX_BACKLOG)
@@ -32,6 +35,8 @@ class EventBus:
         self._subscribers.discard(queue)
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
+        for observe in self.observers:
+            observe(kind, data)
         event = (next(self._ids), kind, json.dumps(data, separators=(",", ":"), sort_keys=True))
         for queue in list(self._subscribers):
             try:

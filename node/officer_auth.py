@@ -68,7 +68,7 @@ import collections
 import hmac
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -253,13 +253,14 @@ def _log_denial(request: web.Request, exc: HeliographError) -> None:
     log.warning("auth_denied", code=exc.code, reason=reason, username=username, method=request.method, path=request.path, remote=request.remote)
 
 
-def auth_middleware(store: AccountStore, clock: Clock, *, exempt: Iterable[str] = ()) -> Middleware:
+def auth_middleware(store: AccountStore, clock: Clock, *, exempt: Iterable[str] = (), on_denied: Callable[[str], None] = lambda _code: None) -> Middleware:
     """Authenticate ``/v1/`` requests (see the module docstring) and log every denial.
 
     Args:
         store: Where users, tokens and sessions live.
         clock: Wall-clock time for token and session expiry.
         exempt: Route prefixes under ``/v1/`` that authenticate otherwise or are public.
+        on_denied: Called with the code of every denial (the node's metrics).
     """
     exempt_prefixes = tuple(exempt)
 
@@ -271,6 +272,7 @@ def auth_middleware(store: AccountStore, clock: Clock, *, exempt: Iterable[str] 
             return await handler(request)
         except (UnauthenticatedError, ForbiddenError, LoginThrottled) as exc:
             _log_denial(request, exc)
+            on_denied(exc.code)
             raise
 
     return middleware

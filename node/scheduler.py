@@ -37,6 +37,7 @@ from gateway.hop import originate
 from gateway.log_store import Statement
 from node.config import NodeConfig
 from node.events import EventBus
+from node.metrics import NodeMetrics
 from node.store import (
     DECIDE_ESCALATION,
     INSERT_ALERT,
@@ -73,6 +74,7 @@ class NodeScheduler:
     reader: NodeReader
     rng: Rng
     events: EventBus
+    metrics: NodeMetrics | None
     _wake: asyncio.Event
     _due_lock: asyncio.Lock
 
@@ -97,6 +99,11 @@ class NodeScheduler:
             for step in await self.reader.due_escalations(now):
                 await self._decide(step, now)
             await self.sunset(now)
+            if self.metrics is not None:
+                self.metrics.set_escalations(await self.reader.escalation_counts())
+
+    def _stopped(self, alert: bytes, step: EscalationRow, outcome: str) -> None:
+        self.events.publish("escalation", {"message_id": alert.hex(), "tier": step.target, "outcome": outcome})
 
     async def _decide(self, step: EscalationRow, now: int) -> None:
         alert = await self.reader.alert(step.alert)
@@ -105,12 +112,15 @@ class NodeScheduler:
         watcher = next(t for t in alert.tiers if t["name"] == step.watcher)
         if await self.reader.accepted_by(step.alert, tuple(watcher["recipients"])):
             await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.ACKED.value, None, now, step.id))])
+            self._stopped(alert.message_id, step, "acked")
             return
         if alert.expires <= now:
             await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.EXPIRED.value, None, now, step.id))])
+            self._stopped(alert.message_id, step, "expired")
             return
         if alert.content is None or alert.status == AlertStatus.CANCELLED:
             await self.hop.ctx.log.write([(DECIDE_ESCALATION, (EscalationState.CANCELLED.value, None, now, step.id))])
+            self._stopped(alert.message_id, step, "cancelled")
             return
         target = next(t for t in alert.tiers if t["name"] == step.target)
         tier = Tier(name=target["name"], sections=tuple(target["sections"]), recipients=tuple(target["recipients"]))

@@ -44,6 +44,7 @@ from node.accounts import AccountStore, Principal
 from node.compose import AckRequest, AlertRequest, check_references
 from node.config import NodeConfig
 from node.events import EventBus
+from node.metrics import NodeMetrics
 from node.scheduler import NodeScheduler, b64map
 from node.store import (
     ACK_ESCALATIONS,
@@ -90,6 +91,8 @@ class Node(NodeScheduler):
     accounts: AccountStore
     rng: Rng
     events: EventBus = field(default_factory=EventBus)
+    metrics: NodeMetrics | None = None
+    """Set by :meth:`open`, on the hop's ``/metrics`` registry."""
     verdicts: dict[tuple[str, int], Receipt | str] = field(default_factory=dict)
     """Receipt verification results by (receipt digest, roster version): the receipt, or the error code."""
     _task: asyncio.Task[None] | None = None
@@ -112,6 +115,7 @@ class Node(NodeScheduler):
             await hop.close()
             raise
         node = cls(config=config, hop=hop, reader=reader, accounts=accounts, rng=rng)
+        node.metrics = NodeMetrics(hop.ctx.metrics.registry, node.events)
         hop.ctx.local_delivery = node._deliver
         hop.ctx.on_receipts = node._receipts_arrived
         node._task = asyncio.create_task(node._schedule(), name="node-scheduler")

@@ -224,6 +224,11 @@ class NodeReader:
     async def due_escalations(self, now: int) -> list[EscalationRow]:
         return [_escalation(r) for r in await self._rows("SELECT * FROM escalations WHERE state = 'pending' AND due_at <= ? ORDER BY due_at", (now,))]
 
+    async def escalation_counts(self) -> dict[str, int]:
+        """Escalation steps by state, every state present (0 when none)."""
+        counts = {str(state): int(n) for state, n in await self._rows("SELECT state, count(*) FROM escalations GROUP BY state")}
+        return {state.value: counts.get(state.value, 0) for state in EscalationState}
+
     async def next_escalation_at(self) -> int | None:
         rows = await self._rows("SELECT min(due_at) FROM escalations WHERE state = 'pending'")
         return int(rows[0][0]) if rows and rows[0][0] is not None else None

@@ -85,6 +85,7 @@ function onEvent(kind, data) {
     case 'sent':
     case 'receipt':
     case 'escalated':
+    case 'escalation':
       sent.refresh();
       refreshOpen();
       break;

@@ -3,7 +3,7 @@
 // disconnected are not replayed. If the stream fails for good (e.g. the session ended) it
 // retries with back-off; the status is shown in the header as text.
 
-const KINDS = ['inbox', 'sent', 'receipt', 'ack', 'escalated', 'purged'];
+const KINDS = ['inbox', 'sent', 'receipt', 'ack', 'escalated', 'escalation', 'purged'];
 
 export class LiveFeed {
   constructor({ onEvent, onStatus, onConnected }) {
