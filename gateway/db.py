@@ -31,6 +31,11 @@ class StorageError(HeliographError):
     default_hint = "Check the data directory's permissions and free space."
 
 
+def read_only_uri(path: Path | str) -> str:
+    """An SQLite URI opening ``path`` read-only; any character in the path (``?``, ``#``, ``%``, spaces) is escaped."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 async def open_db(path: Path | str, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, read_only: bool = False) -> aiosqlite.Connection:
     """Open ``path`` in WAL mode with explicit transactions (autocommit off in SQLite terms).
 
@@ -41,7 +46,7 @@ async def open_db(path: Path | str, *, synchronous: str = "FULL", busy_timeout_m
         raise StorageError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
     try:
         if read_only:
-            conn = await aiosqlite.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None)
+            conn = await aiosqlite.connect(read_only_uri(path), uri=True, isolation_level=None)
         else:
             conn = await aiosqlite.connect(str(path), isolation_level=None)
     except Exception as exc:  # sqlite3.Error, OSError: both mean "cannot use this file"

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import HopConfig, load_config, read_toml
+from gateway.db import read_only_uri
 from protocol.checkpoint import NoteVerifier, open_checkpoint
 from protocol.errors import ConfigError, HeliographError
 from protocol.merkle import CompactRange, leaf_hash
@@ -133,7 +134,7 @@ def check_log(conn: sqlite3.Connection, name: str, verifier: NoteVerifier) -> Lo
 
 def _check_file(path: Path, *, log_verifier: NoteVerifier | None) -> tuple[dict[str, int], LogSummary | None]:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
     except sqlite3.Error as exc:
         raise BackupError(f"{path.name}: cannot open: {exc}") from None
     try:
@@ -154,7 +155,7 @@ def _copy(source: Path, target: Path) -> None:
     partial.unlink(missing_ok=True)
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+        src = sqlite3.connect(read_only_uri(source), uri=True, timeout=30)
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)  # all pages in one step: one read transaction, one snapshot
@@ -165,7 +166,7 @@ def _copy(source: Path, target: Path) -> None:
         with partial.open("rb+") as fh:
             os.fsync(fh.fileno())
         partial.replace(target)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:  # e.g. the backup disk is full
         partial.unlink(missing_ok=True)
         raise BackupError(f"cannot copy {source}: {exc}") from None
     except BaseException:
@@ -215,10 +216,15 @@ def create(config_path: Path, out: Path, *, force: bool = False, now_ms: int) ->
     for name, path in member.files.items():
         if not path.is_file():
             raise BackupError(f"{name}: {path} does not exist (has this member ever run?)")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is not a directory")
     if out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(f"{out} is not empty", hint="Give a new directory, or --force to replace the backup in it.")
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # until the new manifest lands, this is an interrupted backup
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (out / MANIFEST).unlink(missing_ok=True)  # until the new manifest lands, this is an interrupted backup
+    except OSError as exc:
+        raise BackupError(f"cannot write to {out}: {exc.strerror}") from None
     vkey = _log_vkey(member.hop.roster_path, member.id)
     verifier = NoteVerifier.from_vkey(vkey)
     files = []
@@ -240,11 +246,15 @@ def create(config_path: Path, out: Path, *, force: bool = False, now_ms: int) ->
         "files": files,
     }
     partial = out / f".{MANIFEST}.partial"
-    partial.write_text(json.dumps(manifest, indent=2) + "\n")
-    with partial.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    partial.replace(out / MANIFEST)
-    _fsync_dir(out)
+    try:
+        partial.write_text(json.dumps(manifest, indent=2) + "\n")
+        with partial.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        partial.replace(out / MANIFEST)
+        _fsync_dir(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"cannot write {out / MANIFEST}: {exc.strerror}") from None
     return manifest
 
 

@@ -181,3 +181,19 @@ async def test_the_cli_contract(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "error [E_BACKUP]" in capsys.readouterr().err
     assert main(["backup", "create", "--config", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "c")]) == 1
     assert "error [E_CONFIG]" in capsys.readouterr().err
+
+
+async def test_awkward_paths_and_a_bad_destination(tmp_path: Path) -> None:
+    odd = tmp_path / "state #1 ?100% sure"
+    odd.mkdir()
+    config, hop = await _gateway(odd)  # data_dir and roster under a path SQLite URIs would misread unescaped
+    try:
+        await hop.ctx.log.append(b"one entry")
+        manifest = backup.create(config, odd / "backup dir #2", now_ms=NOW)
+        (tmp_path / "a-file").write_text("not a directory")
+        with pytest.raises(ConfigError, match="is not a directory"):
+            backup.create(config, tmp_path / "a-file", now_ms=NOW)
+    finally:
+        await hop.close()
+    assert manifest["log"]["size"] == 1
+    assert backup.check(odd / "backup dir #2", roster_path=odd / "roster.bin") == manifest
