@@ -7,7 +7,8 @@ and the queues, the roster, the keys) and ``create_app`` exposes it:
   (``Authorization: Heliograph ...``, docs/PROTOCOL.md), msgpack bodies;
 * ``GET /v1/log/...``: the public log read API;
 * ``GET /v1/destinations``: each next hop's backlog, last success, last error,
-  next retry and state ("why is this alert late?");
+  next retry and state ("why is this alert late?"), and ``GET /v1/messages/{id}``:
+  one message's copies, their retry state and its receipts ("where is this alert?");
 * ``GET /healthz`` (the process answers), ``GET /readyz`` (stores open, roster
   valid, not shutting down), ``GET /metrics`` (Prometheus text).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +42,9 @@ from gateway.log_store import LogStore
 from gateway.metrics import HopMetrics
 from gateway.policy import NonceCache, Policy, RateLimiter
 from gateway.roster_watch import RosterWatcher
-from protocol.errors import BadAuthError, ConfigError, HeliographError, TooLargeError
+from protocol.errors import BadAuthError, BadRequestError, ConfigError, HeliographError, NotFoundError, TooLargeError
 from protocol.keys import MemberKeys, Rng, format_vkey, log_origin
+from protocol.receipts import SignedReceipt
 from protocol.roster import Roster, SignedRoster
 from protocol.transport import verify_request
 
@@ -209,6 +212,28 @@ async def post_receipts(request: web.Request) -> web.Response:
     return web.Response(body=await accept_receipts(request.app[HOP].ctx, peer, body), content_type=MSGPACK)
 
 
+async def get_message(request: web.Request) -> web.Response:
+    """``GET /v1/messages/{id}``: one message's copies, their retry state and its receipts, here."""
+    ctx = request.app[HOP].ctx
+    text = request.match_info["id"]
+    if len(text) != 32 or not all(c in "0123456789abcdef" for c in text):
+        raise BadRequestError("message id: expected 32 lowercase hex digits")
+    trace = await ctx.reader.trace(bytes.fromhex(text))
+    if trace is None:
+        raise NotFoundError("this hop has no record of that message")
+    receipts = []
+    for raw in trace.pop("receipts"):
+        digest = hashlib.sha256(raw).hexdigest()
+        try:
+            r = SignedReceipt.from_bytes(raw, limits=ctx.limits).verify(ctx.roster)
+        except HeliographError as exc:
+            receipts.append({"digest": digest, "verified": False, "error": exc.code})
+            continue
+        entry = {"hop": r.hop, "event": r.event, "time": r.time, "peer": r.peer, "log_index": r.log_index, "digest": digest, "verified": True}
+        receipts.append(entry | {k: v for k, v in (("reason", r.reason), ("retry_until", r.retry_until)) if v is not None})
+    return web.json_response({"message_id": text, "now": ctx.clock.now_ms(), **trace, "receipts": receipts})
+
+
 async def get_destinations(request: web.Request) -> web.Response:
     hop = request.app[HOP]
     statuses = await hop.ctx.reader.destinations()
@@ -261,6 +286,7 @@ def create_app(hop: Hop, *, close_on_cleanup: bool = True) -> web.Application:
     app.router.add_post("/v1/envelopes", post_envelopes)
     app.router.add_post("/v1/receipts", post_receipts)
     app.router.add_get("/v1/destinations", get_destinations)
+    app.router.add_get("/v1/messages/{id}", get_message)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

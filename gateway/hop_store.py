@@ -214,6 +214,51 @@ class HopReader:
         )
         return [_row(r) for r in rows]
 
+    async def trace(self, message_id: bytes) -> dict[str, Any] | None:
+        """Everything this hop knows about one message, for ``GET /v1/messages/{id}`` (None: never seen here).
+
+        Copies and queued receipts are listed until their rows are dropped after the message's
+        expiry; stored receipts are kept for ever.
+        """
+        messages = await self._db.execute_fetchall(
+            "SELECT origin, priority, expires, received_at, peer, envelope IS NULL FROM messages WHERE message_id = ?", (message_id,)
+        )
+        if not messages:
+            return None
+        origin, lane, expires, received_at, peer, purged = next(iter(messages))
+        rows = await self._db.execute_fetchall(
+            "SELECT kind, destination, recipients, state, attempts, next_attempt_at, last_error, delayed_sent, created_at FROM outbox"
+            " WHERE origin = ? AND message_id = ? ORDER BY id",
+            (origin, message_id),
+        )
+        copies = [
+            {
+                "destination": dest,
+                "recipients": recipients.split(","),
+                "state": state,
+                "attempts": attempts,
+                "next_attempt_at": next_at if state == RowState.QUEUED else None,
+                "last_error": error,
+                "delayed_sent": bool(delayed),
+                "queued_at": created,
+            }
+            for kind, dest, recipients, state, attempts, next_at, error, delayed, created in rows
+            if kind == KIND_ENVELOPE
+        ]
+        receipts_queued = sum(1 for r in rows if r[0] == KIND_RECEIPT and r[3] == RowState.QUEUED)
+        stored = await self._db.execute_fetchall("SELECT receipt FROM receipts WHERE message_id = ? ORDER BY at, digest", (message_id,))
+        return {
+            "origin": str(origin),
+            "priority": PRIORITIES[int(lane)],
+            "expires": int(expires),
+            "received_at": int(received_at),
+            "from": str(peer),
+            "ciphertext": "purged" if purged else "held",
+            "copies": copies,
+            "receipts_queued": receipts_queued,
+            "receipts": [bytes(r[0]) for r in stored],
+        }
+
     async def destinations(self) -> list[DestinationStatus]:
         """Backlog and health of every destination this hop has ever queued for."""
         backlog: dict[str, dict[str, int]] = {}

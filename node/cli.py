@@ -95,43 +95,6 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _age(now: int, then: int | None) -> str:
-    if then is None:
-        return "-"
-    seconds = (now - then) / 1000
-    return f"{seconds:.0f}s ago" if seconds >= 0 else f"in {-seconds:.0f}s"
-
-
-def cmd_gateway_status(args: argparse.Namespace) -> int:
-    import asyncio
-    import json
-
-    import aiohttp
-
-    async def fetch() -> dict[str, object]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, session.get(args.url.rstrip("/") + "/v1/destinations") as resp:
-            return dict(json.loads(await resp.text()))
-
-    try:
-        doc = asyncio.run(fetch())
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        print(f"error [E_UNREACHABLE]: cannot fetch {args.url}/v1/destinations: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
-    now = int(doc["now"])  # type: ignore[call-overload]
-    rows = [("DESTINATION", "STATE", "BACKLOG", "FAILURES", "NEXT RETRY", "LAST SUCCESS", "LAST ERROR")]
-    for d in doc["destinations"]:  # type: ignore[attr-defined]
-        backlog = " ".join(f"{lane}={count}" for lane, count in d["backlog"].items()) or "-"
-        error = (d["last_error"] or "-")[:60]
-        rows.append((d["destination"], d["state"], backlog, str(d["failures"]), _age(now, d["next_retry_at"]), _age(now, d["last_success_at"]), error))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heliograph", description="Federated secure messaging and rapid-alert gateway.")
     parser.add_argument("--version", action="version", version=f"heliograph {_version()}")
@@ -167,10 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="TOML config (see configs/gateway.example.toml)")
     run.add_argument("--ready-file", help="write HOST:PORT here once listening (for supervisors and tests)")
     run.set_defaults(handler=cmd_gateway_run)
-    status = gw_sub.add_parser("status", help="per-destination backlog, back-off and errors: why is this alert late?")
-    status.add_argument("--url", default="http://127.0.0.1:7100", help="the gateway's base URL")
-    status.add_argument("--json", action="store_true", help="print the raw JSON")
-    status.set_defaults(handler=cmd_gateway_status)
+    from node.gateway_cli import register as register_gateway_tools
+
+    register_gateway_tools(gw_sub)
     node_cmd = sub.add_parser("node", help="set up and run an agency node, and manage its officers")
     node_sub = node_cmd.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
     init = node_sub.add_parser("init", help="generate keys and a commented config; print the member entry for the roster authorities")

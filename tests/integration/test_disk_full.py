@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from gateway.db import run_sync
-from gateway.forwarder import ForwarderConfig
 from protocol import encoding
 from protocol.batch import BatchItem, EnvelopeBatch
 from tests.support.agencies import Agencies, alert_body
-from tests.support.net import HOUR, Net, start_net
-
-
-@pytest.fixture
-async def net(tmp_path: Path) -> AsyncIterator[Net]:
-    n = await start_net(tmp_path, queue=ForwarderConfig(sweep_interval_s=3600.0))
-    try:
-        yield n
-    finally:
-        await n.close()
+from tests.support.net import HOUR, Net
 
 
 async def _cap(net: Net, gw: str, extra_pages: int | None) -> None:
@@ -41,7 +26,8 @@ async def _state(net: Net, gw: str) -> tuple[int, int, int]:
     return await net.gateways[gw].ctx.log.size(), int(messages), int(outbox)
 
 
-async def test_a_full_disk_refuses_new_alerts_cleanly_and_recovers(net: Net) -> None:
+async def test_a_full_disk_refuses_new_alerts_cleanly_and_recovers(quiet_net: Net) -> None:
+    net = quiet_net
     police = net.nodes["ke-police"]
     police.refuse = True  # the first alert stays queued at the gateways: accepted, not yet delivered
     before = net.seal("int-org", [("a", ["summary", "details"], ["ke-police"])], seed="before")
