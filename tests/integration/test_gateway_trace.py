@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
@@ -42,6 +44,12 @@ async def test_a_message_is_traced_through_an_outage_to_delivery(quiet_net: Net,
     assert await asyncio.to_thread(main, ["gateway", "status", "--url", url]) == 0
     out = capsys.readouterr().out
     assert "ke-police" in out and "backing-off" in out and "FLASH=1" in out
+    assert await asyncio.to_thread(main, ["gateway", "trace", mid.upper(), "--url", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**doc, "now": ANY}
+    assert await asyncio.to_thread(main, ["gateway", "status", "--url", url, "--json"]) == 0
+    assert {d["destination"] for d in json.loads(capsys.readouterr().out)["destinations"]} >= {"ke-police"}
+    assert await asyncio.to_thread(main, ["gateway", "status", "--url", "http://127.0.0.1:9"]) == 1
+    assert "error [E_UNREACHABLE]" in capsys.readouterr().err
 
     police.refuse = False
     await net.clock.advance(HOUR // 6)
