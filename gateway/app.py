@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from gateway.log_store import LogStore
 from gateway.metrics import HopMetrics
 from gateway.policy import NonceCache, Policy, RateLimiter
 from gateway.roster_watch import RosterWatcher
-from protocol.errors import BadAuthError, BadRequestError, ConfigError, HeliographError, NotFoundError, TooLargeError
+from protocol.errors import BadAuthError, BadRequestError, ConfigError, HeliographError, NotFoundError, TooLargeError, UnauthenticatedError
 from protocol.keys import MemberKeys, Rng, format_vkey, log_origin
 from protocol.receipts import SignedReceipt
 from protocol.roster import Roster, SignedRoster
@@ -162,6 +163,8 @@ def _check_membership(roster: Roster, keys: MemberKeys) -> None:
 
 
 HOP: web.AppKey[Hop] = web.AppKey("hop", Hop)
+OFFICER_AUTH: web.AppKey[bool] = web.AppKey("officer_auth", bool)
+"""Set by a node: its officer authentication already guards every ``/v1/`` operations endpoint."""
 
 
 async def _authenticated(request: web.Request) -> tuple[str, bytes]:
@@ -212,8 +215,23 @@ async def post_receipts(request: web.Request) -> web.Response:
     return web.Response(body=await accept_receipts(request.app[HOP].ctx, peer, body), content_type=MSGPACK)
 
 
+def _operator(request: web.Request) -> None:
+    """With ``[ops] token_file``, the operations endpoints demand ``Authorization: Bearer <token>``.
+
+    Raises:
+        UnauthenticatedError: The token is set and the request does not carry it.
+    """
+    token = request.app[HOP].config.ops_token
+    if token is None or (request.path.startswith("/v1/") and request.app.get(OFFICER_AUTH, False)):
+        return
+    sent = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), f"Bearer {token}".encode()):
+        raise UnauthenticatedError("this endpoint needs the hop's operations token", hint="Send 'Authorization: Bearer <token>' ([ops] token_file).")
+
+
 async def get_message(request: web.Request) -> web.Response:
     """``GET /v1/messages/{id}``: one message's copies, their retry state and its receipts, here."""
+    _operator(request)
     ctx = request.app[HOP].ctx
     text = request.match_info["id"]
     if len(text) != 32 or not all(c in "0123456789abcdef" for c in text):
@@ -235,6 +253,7 @@ async def get_message(request: web.Request) -> web.Response:
 
 
 async def get_destinations(request: web.Request) -> web.Response:
+    _operator(request)
     hop = request.app[HOP]
     statuses = await hop.ctx.reader.destinations()
     now = hop.ctx.clock.now_ms()
@@ -275,6 +294,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    _operator(request)
     body, ctype = request.app[HOP].ctx.metrics.render()
     return web.Response(body=body, headers={"Content-Type": ctype})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ _SECTIONS = {
     "log": {"batch_max", "batch_wait_s", "synchronous"},
     "policy": None,  # validated by gateway.policy
     "tls": None,  # validated by gateway.tls
+    "ops": {"token_file"},
 }
 
 
@@ -47,6 +49,8 @@ class HopConfig:
     log: LogConfig = field(default_factory=LogConfig)
     policy: dict[str, Any] = field(default_factory=dict)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    ops_token: str | None = field(default=None, repr=False)
+    """With ``[ops] token_file``: the bearer token /metrics, /v1/destinations and /v1/messages demand."""
 
     @property
     def db_path(self) -> Path:
@@ -200,4 +204,22 @@ def parse_config(doc: dict[str, Any], *, base: Path) -> HopConfig:
         log=log,
         policy=doc["policy"],
         tls=parse_tls(doc.get("tls", {}), base=base),
+        ops_token=_ops_token(doc.get("ops", {}), base),
     )
+
+
+def _ops_token(table: dict[str, Any], base: Path) -> str | None:
+    """The operations token from ``[ops] token_file``: one line of at least 32 characters, in a file only its owner can read."""
+    value = config_value(table, "ops", "token_file", str)
+    if value is None:
+        return None
+    path = Path(value) if Path(value).is_absolute() else base / value
+    try:
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"ops.token_file: {path} is accessible by group or others", hint=f"chmod 600 {path}")
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"ops.token_file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigError("ops.token_file: expected one line of at least 32 printable ASCII characters, no spaces")
+    return token

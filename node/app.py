@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.app import create_app
+from gateway.app import OFFICER_AUTH, create_app
 from node.api import add_officer_routes
 from node.console_routes import add_console_routes
 from node.officer_auth import OfficerAuthConfig, add_session_routes, auth_middleware
@@ -23,6 +23,7 @@ PEER_ROUTES = ("/v1/envelopes", "/v1/receipts", "/v1/log")
 def create_node_app(node: Node, *, close_on_cleanup: bool = True) -> web.Application:
     """The node's application; with ``close_on_cleanup`` the node closes when the app stops."""
     app = create_app(node.hop, close_on_cleanup=False)
+    app[OFFICER_AUTH] = True  # /v1/destinations and /v1/messages are for officers here; [ops] guards /metrics
     metrics = node.metrics
     denied = (lambda code: metrics.auth_denied.labels(code=code).inc()) if metrics is not None else (lambda _code: None)
     app.middlewares.append(auth_middleware(node.accounts, node.clock, exempt=PEER_ROUTES, on_denied=denied))
