@@ -60,6 +60,9 @@ CREATE INDEX outbox_finished ON outbox (expires) WHERE state <> 'queued'""",
     # 3: the signed header outlives the purged ciphertext, so delivery evidence can be exported for years.
     """ALTER TABLE messages ADD COLUMN header BLOB;
 ALTER TABLE messages ADD COLUMN header_sig BLOB""",
+    # 4: a batch is the oldest due rows of one lane: walk them in id order and stop at the batch size,
+    # instead of collecting (and joining the ciphertext of) every due row and sorting them.
+    """CREATE INDEX outbox_queued_order ON outbox (destination, lane, kind, id) WHERE state = 'queued'""",
 )
 
 KIND_ENVELOPE = "envelope"
@@ -189,12 +192,7 @@ class HopReader:
 
     async def next_batch(self, destination: str, lane: int, kind: str, now: int, limit: int) -> list[OutboxRow]:
         """The oldest due rows of one lane and kind for ``destination``, never an expired one."""
-        rows = await self._db.execute_fetchall(
-            _ROW_SELECT
-            + " WHERE o.state = 'queued' AND o.destination = ? AND o.lane = ? AND o.kind = ? AND o.next_attempt_at <= ? AND o.expires > ?"
-            + " ORDER BY o.id LIMIT ?",
-            (destination, lane, kind, now, now, limit),
-        )
+        rows = await self._db.execute_fetchall(_NEXT_BATCH, (destination, lane, kind, now, now, limit))
         return [_row(r) for r in rows]
 
     async def stalled_rows(self, now: int, limit: int = 500) -> list[OutboxRow]:
@@ -340,6 +338,15 @@ _ROW_SELECT = (
     " FROM outbox o LEFT JOIN messages m ON m.origin = o.origin AND m.message_id = o.message_id"
 )
 """Outbox rows with their message's header digest and (for envelope copies) ciphertext, in one read."""
+
+_NEXT_BATCH = (
+    _ROW_SELECT  # noqa: S608 - constant SQL; every value is a bound parameter
+    + " JOIN (SELECT id FROM outbox INDEXED BY outbox_queued_order"
+    + " WHERE state = 'queued' AND destination = ? AND lane = ? AND kind = ? AND next_attempt_at <= ? AND expires > ? ORDER BY id LIMIT ?)"
+    + " AS pick ON pick.id = o.id ORDER BY o.id"
+)
+"""The oldest due, unexpired rows of one lane: picked in id order from the index (migration 4), stopping at the
+limit; only the picked rows are joined with their ciphertext."""
 
 
 def _row(r: Any) -> OutboxRow:
