@@ -137,6 +137,7 @@ async def open_hop(
         max_batch=config.max_batch,
         client_ssl=config.tls.client,
     )
+    ctx.metrics.watch_roster(lambda: ctx.roster)
     forwarder = Forwarder(ctx, config.queue, rng)
     ctx.on_queued = forwarder.wake
     await forwarder.start()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from protocol.roster import Roster
 
 
 class HopMetrics:
@@ -36,6 +42,17 @@ class HopMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=self.registry,
         )
+
+    def watch_roster(self, roster: Callable[[], Roster]) -> None:
+        """Export the roster in force (read at each scrape, so a hot-reloaded roster shows at once).
+
+        ``heliograph_roster_expires_timestamp_seconds`` lets monitoring warn days before the
+        roster expires, when this hop would stop being ready (PROTOCOL.md 20.2).
+        """
+        expires = Gauge("heliograph_roster_expires_timestamp_seconds", "When the roster in force expires (unix seconds)", registry=self.registry)
+        expires.set_function(lambda: roster().expires / 1000)
+        version = Gauge("heliograph_roster_version", "Version of the roster in force", registry=self.registry)
+        version.set_function(lambda: roster().version)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
