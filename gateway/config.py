@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import math
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.forwarder import ForwarderConfig
+from gateway.keyfile import read_private_text
 from gateway.log_store import LogConfig
 from gateway.tls import TlsConfig, parse_tls
 from protocol import fields
-from protocol.errors import ConfigError, MalformedError
+from protocol.errors import ConfigError, HeliographError, MalformedError
 from protocol.limits import Limits
 
 _SECTIONS = {
@@ -215,11 +215,9 @@ def _ops_token(table: dict[str, Any], base: Path) -> str | None:
         return None
     path = Path(value) if Path(value).is_absolute() else base / value
     try:
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"ops.token_file: {path} is accessible by group or others", hint=f"chmod 600 {path}")
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"ops.token_file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        token = read_private_text(path).strip()
+    except HeliographError as exc:
+        raise ConfigError(f"ops.token_file: {exc.message}", hint=exc.hint) from None
     if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
         raise ConfigError("ops.token_file: expected one line of at least 32 printable ASCII characters, no spaces")
     return token

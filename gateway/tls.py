@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from protocol.errors import ConfigError
+from gateway.keyfile import read_private_text
+from protocol.errors import ConfigError, HeliographError
 
 log = structlog.get_logger("heliograph.tls")
 
@@ -60,9 +60,20 @@ class TlsConfig:
 RELOAD_INTERVAL_S = 30.0
 
 
+def trust(ca: str | None) -> ssl.SSLContext | None:
+    """A command's ``--ca FILE`` as the client context for ``https://`` URLs (None: the system's trust store).
+
+    Raises:
+        ConfigError: The file is missing or holds no usable certificate.
+    """
+    return parse_tls({"ca": ca}, base=Path.cwd()).client if ca else None
+
+
 def _server_context(cert: Path, key: Path) -> ssl.SSLContext:
-    if key.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"tls.key: {key} is accessible by group or others", hint=f"chmod 600 {key}")
+    try:
+        read_private_text(key)  # refuses a key file that group or others may read
+    except HeliographError as exc:
+        raise ConfigError(f"tls.key: {exc.message}", hint=exc.hint) from None
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

@@ -24,9 +24,8 @@ def create_node_app(node: Node, *, close_on_cleanup: bool = True) -> web.Applica
     """The node's application; with ``close_on_cleanup`` the node closes when the app stops."""
     app = create_app(node.hop, close_on_cleanup=False)
     app[OFFICER_AUTH] = True  # /v1/destinations and /v1/messages are for officers here; [ops] guards /metrics
-    metrics = node.metrics
-    denied = (lambda code: metrics.auth_denied.labels(code=code).inc()) if metrics is not None else (lambda _code: None)
-    app.middlewares.append(auth_middleware(node.accounts, node.clock, exempt=PEER_ROUTES, on_denied=denied))
+    denied = node.metrics.auth_denied
+    app.middlewares.append(auth_middleware(node.accounts, node.clock, exempt=PEER_ROUTES, on_denied=lambda code: denied.labels(code=code).inc()))
     add_session_routes(app, node.accounts, node.clock, OfficerAuthConfig(session_ttl_ms=node.config.session_ttl_ms, secure_cookie=node.config.secure_cookies))
     add_officer_routes(app, node)
     add_console_routes(app)

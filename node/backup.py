@@ -44,6 +44,7 @@ from typing import Any
 
 from gateway.config import HopConfig, load_config, read_toml
 from gateway.db import read_only_uri
+from gateway.roster_watch import write_file_atomic
 from protocol.checkpoint import NoteVerifier, open_checkpoint
 from protocol.errors import ConfigError, HeliographError
 from protocol.merkle import CompactRange, leaf_hash
@@ -74,14 +75,6 @@ def _sha256(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _schema(conn: sqlite3.Connection) -> dict[str, int]:
@@ -245,16 +238,10 @@ def create(config_path: Path, out: Path, *, force: bool = False, now_ms: int) ->
         "log": {"size": log_summary.size, "checkpoint": log_summary.checkpoint},
         "files": files,
     }
-    partial = out / f".{MANIFEST}.partial"
-    try:
-        partial.write_text(json.dumps(manifest, indent=2) + "\n")
-        with partial.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        partial.replace(out / MANIFEST)
-        _fsync_dir(out)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"cannot write {out / MANIFEST}: {exc.strerror}") from None
+    try:  # last, and with an fsync of the directory, which also makes the renamed copies durable
+        write_file_atomic(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    except HeliographError as exc:
+        raise BackupError(f"cannot write {out / MANIFEST}: {exc.message}") from None
     return manifest
 
 

@@ -66,11 +66,9 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
         print("error: --proofs takes auto, all or a number", file=sys.stderr)
         return 2
     state = Path(args.state) if args.state else None
-    tls = None
-    if args.ca:
-        from gateway.tls import parse_tls
+    from gateway.tls import trust
 
-        tls = parse_tls({"ca": args.ca}, base=Path.cwd()).client
+    tls = trust(args.ca)
     try:
         report = asyncio.run(verify_log(args.url, args.vkey.strip(), state=state, proofs=args.proofs, tls=tls))
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # connection, protocol and URL errors

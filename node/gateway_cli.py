@@ -18,10 +18,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from gateway.tls import trust
 
 
 def _age(now: int, then: int | None) -> str:
@@ -39,11 +40,7 @@ def _table(rows: Sequence[tuple[str, ...]]) -> None:
 
 def _fetch(args: argparse.Namespace, path: str) -> tuple[int, dict[str, Any]] | None:
     """GET ``path`` from ``--url``; None (after printing why) if the hop cannot be reached."""
-    tls = None
-    if args.ca:
-        from gateway.tls import parse_tls
-
-        tls = parse_tls({"ca": args.ca}, base=Path.cwd()).client
+    tls = trust(args.ca)
     token = args.token or os.environ.get("HELIOGRAPH_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 

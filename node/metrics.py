@@ -6,9 +6,10 @@ did not accept an alert in time: alert on that first. Acknowledgements go both w
 and auth denials show someone guessing passwords or using a revoked token. Counters are
 driven by the node's event stream (the same events the console receives), so the two
 cannot disagree; auth denials, which are no events, are counted by the auth middleware.
-Escalation steps are a gauge by state, read from the database by the scheduler every
-round, so they count what the ack and cancel paths decide in SQL too, and survive a
-restart: alert on ``increase(heliograph_node_escalations{state="fired"}[10m]) > 0``.
+Escalation steps are a gauge by state, read from the database by the scheduler after
+it decides steps and at least every ``ESCALATION_COUNT_EVERY_MS`` (a scrape interval), so
+they count what the ack and cancel paths decide in SQL too, and survive a restart: alert
+on ``increase(heliograph_node_escalations{state="fired"}[10m]) > 0``.
 
 All labels come from fixed vocabularies (CAP kinds, precedences, dispositions, outcomes,
 error codes), never from member ids, usernames or message ids, so cardinality stays small.
@@ -21,6 +22,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from node.events import EventBus
+
+ESCALATION_COUNT_EVERY_MS = 15_000
 
 
 class NodeMetrics:
@@ -35,6 +38,7 @@ class NodeMetrics:
         )
         self.receipts = Counter("heliograph_node_receipts_received", "Receipts arriving for this node's messages", registry=registry)
         self.auth_denied = Counter("heliograph_node_auth_denied", "Officer requests refused (401, 403, login 429), by code", ["code"], registry=registry)
+        self._escalations_at: int | None = None
         subscribers = Gauge("heliograph_node_event_streams", "Open /v1/events streams (consoles and scripts)", registry=registry)
         subscribers.set_function(lambda: events.subscribers)
         events.observers.append(self.observe)
@@ -50,7 +54,12 @@ class NodeMetrics:
         elif kind == "receipt":
             self.receipts.inc()
 
-    def set_escalations(self, counts: dict[str, int]) -> None:
-        """Publish the escalation steps by state (the node's scheduler refreshes them every round)."""
+    def escalations_stale(self, now_ms: int) -> bool:
+        """Whether the escalation gauge is older than ``ESCALATION_COUNT_EVERY_MS`` (or was never set)."""
+        return self._escalations_at is None or now_ms - self._escalations_at >= ESCALATION_COUNT_EVERY_MS
+
+    def set_escalations(self, counts: dict[str, int], now_ms: int) -> None:
+        """Publish the escalation steps by state, as counted at ``now_ms``."""
         for state, count in counts.items():
             self.escalations.labels(state=state).set(count)
+        self._escalations_at = now_ms

@@ -74,7 +74,7 @@ class NodeScheduler:
     reader: NodeReader
     rng: Rng
     events: EventBus
-    metrics: NodeMetrics | None
+    metrics: NodeMetrics
     _wake: asyncio.Event
     _due_lock: asyncio.Lock
 
@@ -96,11 +96,12 @@ class NodeScheduler:
         """Decide every escalation step that is due, then purge what passed its sunset."""
         async with self._due_lock:
             now = self.hop.ctx.clock.now_ms()
-            for step in await self.reader.due_escalations(now):
+            due = await self.reader.due_escalations(now)
+            for step in due:
                 await self._decide(step, now)
             await self.sunset(now)
-            if self.metrics is not None:
-                self.metrics.set_escalations(await self.reader.escalation_counts())
+            if due or self.metrics.escalations_stale(now):
+                self.metrics.set_escalations(await self.reader.escalation_counts(), now)
 
     def _stopped(self, alert: bytes, step: EscalationRow, outcome: str) -> None:
         self.events.publish("escalation", {"message_id": alert.hex(), "tier": step.target, "outcome": outcome})

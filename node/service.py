@@ -90,9 +90,9 @@ class Node(NodeScheduler):
     reader: NodeReader
     accounts: AccountStore
     rng: Rng
-    events: EventBus = field(default_factory=EventBus)
-    metrics: NodeMetrics | None = None
-    """Set by :meth:`open`, on the hop's ``/metrics`` registry."""
+    events: EventBus
+    metrics: NodeMetrics
+    """On the hop's ``/metrics`` registry, counting ``events``."""
     verdicts: dict[tuple[str, int], Receipt | str] = field(default_factory=dict)
     """Receipt verification results by (receipt digest, roster version): the receipt, or the error code."""
     _task: asyncio.Task[None] | None = None
@@ -114,8 +114,9 @@ class Node(NodeScheduler):
         except BaseException:
             await hop.close()
             raise
-        node = cls(config=config, hop=hop, reader=reader, accounts=accounts, rng=rng)
-        node.metrics = NodeMetrics(hop.ctx.metrics.registry, node.events)
+        events = EventBus()
+        metrics = NodeMetrics(hop.ctx.metrics.registry, events)
+        node = cls(config=config, hop=hop, reader=reader, accounts=accounts, rng=rng, events=events, metrics=metrics)
         hop.ctx.local_delivery = node._deliver
         hop.ctx.on_receipts = node._receipts_arrived
         node._task = asyncio.create_task(node._schedule(), name="node-scheduler")
